@@ -1,0 +1,250 @@
+"""Run configuration: one YAML file, every key documented, unknown keys rejected.
+
+A run's YAML has four sections, each a dataclass whose fields carry their documentation in
+`field(metadata={"help": ...})`:
+
+    seed: 42
+    data:  {...}   # adaptive_loop.data.pipeline.DataConfig
+    model: {...}   # adaptive_loop.model.config.ModelConfig
+    train: {...}   # adaptive_loop.config.TrainConfig
+    trace: {...}   # adaptive_loop.config.TraceConfig
+
+`adaptive-loop config` prints every key with its default and help text as commented YAML.
+An unknown or mistyped key is a `ConfigError` that names the key, the section and the
+closest valid key. YAML is read with `yaml.safe_load` only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from adaptive_loop.data.pipeline import DataConfig
+from adaptive_loop.errors import ConfigError
+from adaptive_loop.model.config import ModelConfig
+
+T = TypeVar("T")
+
+
+@dataclass
+class TrainConfig:
+    """How LoopCTR is trained (process supervision: mean BCE over depths 0..L + aux loss)."""
+
+    epochs: int = field(default=10, metadata={"help": "Maximum number of passes over the training split."})
+    batch_size: int = field(default=1024, metadata={"help": "Training batch size (rows)."})
+    eval_batch_size: int = field(default=8192, metadata={"help": "Batch size for validation, evaluation and traces."})
+    lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate."})
+    weight_decay: float = field(default=1e-5, metadata={"help": "AdamW decoupled weight decay (dense and embedding weights)."})
+    grad_clip: float = field(default=1.0, metadata={"help": "Clip the global gradient norm to this value; 0 disables clipping."})
+    monitor: str = field(
+        default="auc@L",
+        metadata={
+            "help": "Validation metric for early stopping and the best checkpoint: 'auc@L' (AUC at the trained "
+            "depth L), 'auc@<k>' (AUC at depth k), 'mean_auc' (mean AUC over depths 0..L), 'logloss@L', "
+            "'logloss@<k>' or 'mean_logloss'. AUC metrics are maximised, logloss minimised."
+        },
+    )
+    patience: int = field(default=2, metadata={"help": "Stop after this many epochs without improvement of the monitor."})
+    min_delta: float = field(default=1e-4, metadata={"help": "Smallest change of the monitor that counts as an improvement."})
+    max_steps_per_epoch: int = field(default=0, metadata={"help": "Cap on optimiser steps per epoch (0 = the whole split); for quick runs."})
+    num_threads: int = field(default=2, metadata={"help": "torch intra-op threads on CPU (2 is fastest on a 2-core machine)."})
+    device: str = field(default="auto", metadata={"help": "'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:<i>'."})
+    progress: bool = field(default=True, metadata={"help": "Show tqdm progress bars."})
+
+
+@dataclass
+class TraceConfig:
+    """What `adaptive-loop trace` records by default."""
+
+    max_depth: int = field(default=-1, metadata={"help": "Deepest depth K in traces and per-depth tables; -1 means L + 2."})
+    hidden: bool = field(default=True, metadata={"help": "Store per-depth hidden summaries (pooled global tokens) in traces."})
+
+
+@dataclass
+class RunConfig:
+    """A whole training run."""
+
+    seed: int = field(default=42, metadata={"help": "Fixes the data split, sampling, initialisation and batch order."})
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "Dataset and encoding."})
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "Model architecture."})
+    train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "Optimisation and early stopping."})
+    trace: TraceConfig = field(default_factory=TraceConfig, metadata={"help": "Depth traces."})
+
+    def trace_depth(self) -> int:
+        """The K used for per-depth tables and traces."""
+        return self.trace.max_depth if self.trace.max_depth >= 0 else self.model.train_loops + 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------- generic loading
+def from_dict(cls: type[T], raw: Any, where: str = "") -> T:
+    """Build dataclass `cls` from a mapping, checking every key and value type.
+
+    Unknown keys raise `ConfigError` naming the closest valid key; nested dataclasses are
+    built recursively; ints are accepted where floats are expected.
+    """
+    label = where or cls.__name__
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{label}: expected a mapping of keys to values, got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(sorted(fields))}"
+            raise ConfigError(f"unknown config key {_join(label, key)!r}{hint}")
+        values[key] = _coerce(hints[key], value, _join(label, key))
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{label}: {exc}") from None
+
+
+def _join(prefix: str, key: Any) -> str:
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(option, value, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{where}: value {value!r} does not fit {hint}")
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where)  # type: ignore[arg-type]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        inner = args[0] if args else Any
+        items = [_coerce(inner, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    return value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a run config from YAML (or defaults when `path` is None), then apply `key=value` overrides.
+
+    Overrides use dotted keys and YAML values: `train.lr=3e-4`, `model.train_loops=2`.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        source = Path(path)
+        if not source.is_file():
+            raise ConfigError(f"config file {source} does not exist")
+        try:
+            loaded = yaml.safe_load(source.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {source} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {source} must hold a mapping at the top level")
+        raw = loaded or {}
+    raw = apply_overrides(raw, overrides or [])
+    try:
+        return from_dict(RunConfig, raw, "")
+    except ConfigError as exc:
+        where = f"{path}: " if path else ""
+        raise ConfigError(f"{where}{exc}") from None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of `raw` with dotted `key=value` overrides applied (values parsed as YAML)."""
+    import copy
+
+    result = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        key, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        node = result
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node[parts[-1]] = value
+    return result
+
+
+def config_to_yaml(config: RunConfig) -> str:
+    """Plain YAML of a config (what a run directory stores)."""
+    return yaml.safe_dump(_plain(config.to_dict()), sort_keys=False)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def describe_config(config: RunConfig | None = None) -> str:
+    """Commented YAML listing every key with its value and documentation."""
+    config = config or RunConfig()
+    lines = ["# adaptive-loop run configuration: every key, its default and what it does."]
+    _describe(config, lines, indent=0)
+    return "\n".join(lines) + "\n"
+
+
+def _describe(obj: Any, lines: list[str], indent: int) -> None:
+    pad = "  " * indent
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        help_text = f.metadata.get("help", "")
+        if help_text:
+            lines.append(f"{pad}# {help_text}")
+        if dataclasses.is_dataclass(value):
+            lines.append(f"{pad}{f.name}:")
+            _describe(value, lines, indent + 1)
+        else:
+            dumped = yaml.safe_dump({f.name: _plain(value)}, default_flow_style=True, width=10_000).strip()
+            lines.append(f"{pad}{dumped[1:-1] if dumped.startswith('{') else dumped}")

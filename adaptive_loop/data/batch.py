@@ -1,0 +1,95 @@
+"""`EncodedData` (numpy, a whole split) and `Batch` (torch, what the model consumes).
+
+Both keep features in the column order of the `FeatureSpec`:
+- `cat`: int64 [n, n_categorical]
+- `num`: float32 [n, n_numeric]
+- `seq`: name -> int64 [n, max_len] (0 = padding, left-aligned)
+plus `labels` float32 [n], `ids` int64 [n], optional `groups` int64 [n], and `extras`
+(name -> [n] numpy arrays carried into the trace, e.g. synthetic `needed_depth`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+
+
+@dataclass
+class EncodedData:
+    """One split after encoding, as numpy arrays."""
+
+    cat: np.ndarray
+    num: np.ndarray
+    seq: dict[str, np.ndarray]
+    labels: np.ndarray
+    ids: np.ndarray
+    groups: np.ndarray | None = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def subset(self, rows: np.ndarray | slice) -> "EncodedData":
+        return EncodedData(
+            cat=self.cat[rows],
+            num=self.num[rows],
+            seq={k: v[rows] for k, v in self.seq.items()},
+            labels=self.labels[rows],
+            ids=self.ids[rows],
+            groups=None if self.groups is None else self.groups[rows],
+            extras={k: v[rows] for k, v in self.extras.items()},
+        )
+
+    def to_batch(self, rows: np.ndarray | slice | None = None, device: torch.device | str = "cpu") -> "Batch":
+        part = self if rows is None else self.subset(rows)
+        return Batch(
+            cat=torch.from_numpy(np.ascontiguousarray(part.cat, dtype=np.int64)).to(device),
+            num=torch.from_numpy(np.ascontiguousarray(part.num, dtype=np.float32)).to(device),
+            seq={k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.int64)).to(device) for k, v in part.seq.items()},
+            labels=torch.from_numpy(np.ascontiguousarray(part.labels, dtype=np.float32)).to(device),
+        )
+
+    def iter_batches(
+        self,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int | None = None,
+        device: torch.device | str = "cpu",
+    ) -> Iterator["Batch"]:
+        """Yield `Batch`es; with `shuffle`, the order is fixed by `seed`."""
+        n = len(self)
+        order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+        for start in range(0, n, batch_size):
+            yield self.to_batch(order[start : start + batch_size], device=device)
+
+
+@dataclass
+class Batch:
+    """A batch of encoded features as torch tensors on one device."""
+
+    cat: torch.Tensor
+    num: torch.Tensor
+    seq: dict[str, torch.Tensor]
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def subset(self, rows: torch.Tensor) -> "Batch":
+        return Batch(
+            cat=self.cat[rows],
+            num=self.num[rows],
+            seq={k: v[rows] for k, v in self.seq.items()},
+            labels=self.labels[rows],
+        )
+
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(
+            cat=self.cat.to(device),
+            num=self.num.to(device),
+            seq={k: v.to(device) for k, v in self.seq.items()},
+            labels=self.labels.to(device),
+        )

@@ -1,0 +1,75 @@
+"""Writing depth traces: run a trained model over a split and record every depth.
+
+The trace (see `adaptive_loop.trace` for the schema) is the contract consumed by the
+oracle and the controllers. Side columns known before looping (for example the synthetic
+ground-truth `needed_depth`, sequence lengths, field ids) are copied from the encoded data
+so that up-front depth predictors can use them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from adaptive_loop.data.batch import EncodedData
+from adaptive_loop.evaluation import predict_depths
+from adaptive_loop.trace import DepthTrace, TraceMeta
+
+
+def side_features(data: EncodedData, field_names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Per-sample columns known before any loop: dataset extras and categorical field ids."""
+    features: dict[str, np.ndarray] = {}
+    for name, column in data.extras.items():
+        arr = np.asarray(column)
+        if arr.ndim == 1 and np.issubdtype(arr.dtype, np.number):
+            features[name] = arr
+    if field_names is not None:
+        for j, name in enumerate(field_names[: data.cat.shape[1]]):
+            features[f"id_{name}"] = data.cat[:, j].astype(np.int64)
+    for name, seq in data.seq.items():
+        features.setdefault(f"len_{name}", (seq != 0).sum(axis=1).astype(np.int64))
+    return features
+
+
+def build_trace(
+    model: torch.nn.Module,
+    data: EncodedData,
+    max_depth: int,
+    *,
+    dataset: str,
+    split: str,
+    model_config: dict[str, Any],
+    hidden: bool = True,
+    batch_size: int = 8192,
+    device: torch.device | str = "cpu",
+    categorical_names: list[str] | None = None,
+    progress: bool = False,
+) -> DepthTrace:
+    """Logits (and hidden summaries) at depths 0..max_depth for every row of `data`."""
+    logits, hidden_arr = predict_depths(
+        model, data, max_depth, batch_size, hidden=hidden, device=device, progress=progress, desc=f"trace {split}"
+    )
+    flops = model.flops()
+    meta = TraceMeta(
+        flops_entry=float(flops.entry),
+        flops_loop=float(flops.loop),
+        flops_exit=float(flops.exit),
+        max_depth=max_depth,
+        train_loops=int(getattr(model, "train_loops", 0)),
+        hidden_dim=None if hidden_arr is None else int(hidden_arr.shape[2]),
+        flops_summary=float(flops.summary),
+        dataset=dataset,
+        split=split,
+        model_config=model_config,
+    )
+    return DepthTrace(
+        ids=data.ids,
+        labels=data.labels,
+        logits=logits,
+        meta=meta,
+        groups=data.groups,
+        hidden=hidden_arr,
+        features=side_features(data, categorical_names),
+    )

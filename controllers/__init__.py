@@ -1,0 +1,64 @@
+"""Depth controllers: decide per sample how many loop steps to run, under a FLOPs budget.
+
+Every controller implements `controllers.base.Controller` (offline `decide(trace)`, online
+`start`/`should_stop` or `decide_upfront`, one budget knob, `calibrate(trace, budget)`).
+Evaluation (`evaluate`, curves, frontier, headroom captured, bootstrap intervals) and
+risk-controlled calibration live beside them.
+"""
+
+from controllers.base import (
+    CalibrationResult,
+    Controller,
+    ControllerDecision,
+    IncrementalController,
+    OnlineState,
+    StepView,
+)
+from controllers.bootstrap import BootstrapCI, controller_vs_frontier_ci, paired_bootstrap_auc_diff
+from controllers.confidence import ConfidenceThreshold
+from controllers.curves import (
+    Curve,
+    FixedFrontier,
+    HeadroomCaptured,
+    fixed_frontier,
+    headroom_captured,
+    mixture_auc,
+    pareto_front,
+    sweep,
+)
+from controllers.evaluation import ControllerReport, evaluate
+from controllers.fixed import FixedDepth
+from controllers.registry import available_controllers, make_controller, register_controller
+from controllers.risk import RiskCalibration, RiskCheck, risk_calibrate
+from controllers.stability import StabilityPatience
+
+__all__ = [
+    "BootstrapCI",
+    "ControllerReport",
+    "Curve",
+    "FixedFrontier",
+    "HeadroomCaptured",
+    "RiskCalibration",
+    "RiskCheck",
+    "controller_vs_frontier_ci",
+    "evaluate",
+    "fixed_frontier",
+    "headroom_captured",
+    "mixture_auc",
+    "paired_bootstrap_auc_diff",
+    "pareto_front",
+    "risk_calibrate",
+    "sweep",
+    "CalibrationResult",
+    "ConfidenceThreshold",
+    "Controller",
+    "ControllerDecision",
+    "FixedDepth",
+    "IncrementalController",
+    "OnlineState",
+    "StabilityPatience",
+    "StepView",
+    "available_controllers",
+    "make_controller",
+    "register_controller",
+]

@@ -1,0 +1,67 @@
+"""Analytic FLOPs agree with torch's FlopCounterMode for every part and full forwards."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from adaptive_loop.model import ModelConfig, build_model, count_parameters
+from adaptive_loop.model.testing import random_batch, toy_spec
+
+B = 8
+CASES = {
+    "loopctr_moe_hc": ({}, {}),
+    "loopctr_moe_off": ({"moe": False, "moe_attention": False}, {}),
+    "loopctr_hc_off_static": ({"hyper_connections": False, "top_k": 1}, {}),
+    "loopctr_static_hc_compress": ({"hc_dynamic": False, "hc_streams": 3, "seq_compress_queries": 3}, {}),
+    "loopctr_no_sequence": ({"n_experts": 3, "top_k": 3}, {"history": 0}),
+    "stackctr": ({"name": "stackctr"}, {}),
+    "deepfm": ({"name": "deepfm"}, {}),
+    "deepfm_dense": ({"name": "deepfm", "numeric_mode": "dense"}, {}),
+    "dcnv2": ({"name": "dcnv2"}, {}),
+    "dcnv2_lowrank_parallel": ({"name": "dcnv2", "dcn_low_rank": 3, "dcn_structure": "parallel"}, {}),
+}
+
+
+def _counted(fn) -> tuple[float, object]:
+    with FlopCounterMode(display=False) as counter:
+        result = fn()
+    return counter.get_total_flops() / B, result
+
+
+def _close(counted: float, analytic: float) -> None:
+    assert analytic == pytest.approx(counted, rel=0.05), (counted, analytic)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_flops_match_flop_counter(case: str) -> None:
+    overrides, spec_args = CASES[case]
+    spec = toy_spec(**spec_args)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.tiny(**overrides), spec).eval()
+    batch = random_batch(spec, B)
+    flops = model.flops()
+    with torch.no_grad():
+        entry, state = _counted(lambda: model.enter(batch))
+        _close(entry, flops.entry)
+        exit_, _ = _counted(lambda: model.exit(state))
+        _close(exit_, flops.exit)
+        if model.train_loops:
+            loop, _ = _counted(lambda: model.loop_step(state))
+            _close(loop, flops.loop)
+        depths = [0, 1, model.train_loops] if model.train_loops else [0]
+        if case.startswith("loopctr"):
+            depths.append(model.train_loops + 2)
+        for depth in depths:
+            total, _ = _counted(lambda: model(batch, depth=depth))
+            _close(total, flops.entry + depth * flops.loop + (depth + 1) * flops.exit)
+    assert flops.summary > 0
+
+
+def test_count_parameters_splits_embeddings() -> None:
+    model = build_model(ModelConfig.tiny(), toy_spec())
+    dense, embedding = count_parameters(model)
+    tables = sum(t.weight.numel() for t in model.entry.tokenizer.embeddings.tables)
+    assert embedding == tables
+    assert dense + embedding == sum(p.numel() for p in model.parameters())
