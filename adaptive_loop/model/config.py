@@ -15,6 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from adaptive_loop.config_loading import from_dict
 from adaptive_loop.errors import ConfigError
 
 MODEL_NAMES = ("loopctr", "stackctr", "deepfm", "dcnv2")
@@ -168,19 +169,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> "ModelConfig":
         """Build from a mapping; unknown keys and wrong types raise `ConfigError` with the closest valid key."""
-        raw = raw or {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"model: expected a mapping of keys to values, got {type(raw).__name__}")
-        hints = typing.get_type_hints(cls)
-        names = [f.name for f in dataclasses.fields(cls)]
-        values: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key not in hints:
-                close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
-                hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(sorted(names))}"
-                raise ConfigError(f"unknown config key 'model.{key}'{hint}")
-            values[key] = _coerce(hints[key], value, f"model.{key}")
-        return cls(**values)
+        return from_dict(cls, raw, "model")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -200,27 +189,3 @@ def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
         close = difflib.get_close_matches(str(value), allowed, n=1, cutoff=0.5)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"model.{key}={value!r} is not one of {', '.join(allowed)}{hint}")
-
-
-def _coerce(hint: Any, value: Any, where: str) -> Any:
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
-    if typing.get_origin(hint) is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list of integers, got {value!r}")
-        return tuple(_coerce(int, v, f"{where}[{i}]") for i, v in enumerate(value))
-    return value
