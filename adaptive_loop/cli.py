@@ -108,7 +108,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from adaptive_loop.demo import run_demo
 
-    run_demo(out_dir=args.out, rows=args.rows, epochs=args.epochs, seed=args.seed, progress=not args.no_progress)
+    run_demo(out_dir=args.run_dir, rows=args.rows, epochs=args.epochs, seed=args.seed, progress=not args.no_progress)
     return 0
 
 
@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="end-to-end run on the embedded synthetic data (a few minutes on CPU)",
                        description="Generate the embedded synthetic dataset, train LoopCTR(L=3), print per-depth "
                        "metrics and the oracle headroom, and write results, traces and plots to a run folder.")
-    p.add_argument("--out", help="run folder (default: runs/demo-<time>)")
+    p.add_argument("--run-dir", help="run folder (default: runs/demo-<time>)")
     p.add_argument("--rows", type=int, help="synthetic rows to generate (default from the demo config)")
     p.add_argument("--epochs", type=int, help="training epochs (default from the demo config)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default from the demo config)")
