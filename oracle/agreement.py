@@ -25,16 +25,16 @@ from oracle.depths import oracle_depths
 class DepthAgreement:
     """Agreement of oracle depths with the generator's needed depths."""
 
-    confusion: np.ndarray  # [D, D] counts, rows = needed depth, columns = oracle depth
+    confusion: np.ndarray  # [needed 0..max needed, oracle 0..max] counts
     exact: float
     within_one: float
     spearman: float
     n_samples: int
 
     def to_frame(self) -> pd.DataFrame:
-        d = self.confusion.shape[0]
-        frame = pd.DataFrame(self.confusion, columns=[f"oracle {j}" for j in range(d)])
-        frame.insert(0, "needed", list(range(d)))
+        rows, cols = self.confusion.shape
+        frame = pd.DataFrame(self.confusion, columns=[f"oracle {j}" for j in range(cols)])
+        frame.insert(0, "needed", list(range(rows)))
         return frame
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,8 +56,9 @@ def depth_agreement(oracle_depth: np.ndarray, needed_depth: np.ndarray) -> Depth
     if nd.size and (not np.all(np.isfinite(nd.astype(np.float64))) or np.any(nd < 0) or np.any(nd != np.round(nd))):
         raise TraceError("needed_depth must hold non-negative integers")
     nd = nd.astype(np.int64)
-    size = int(max(o.max(initial=0), nd.max(initial=0))) + 1
-    confusion = np.zeros((size, size), dtype=np.int64)
+    # Rows span the needed depths the generator can produce, columns the depths the oracle
+    # can choose (the trace may go deeper than any needed depth).
+    confusion = np.zeros((int(nd.max(initial=0)) + 1, int(o.max(initial=0)) + 1), dtype=np.int64)
     np.add.at(confusion, (nd, o), 1)
     if o.size < 2 or np.all(o == o[0]) or np.all(nd == nd[0]):
         rho = float("nan")

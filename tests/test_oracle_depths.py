@@ -96,6 +96,10 @@ def test_needed_depth_agreement_by_hand():
     assert a.spearman == pytest.approx(5 / 9, abs=1e-12)  # Pearson of tie-averaged ranks
     assert a.to_frame().shape == (3, 4)
 
+    deeper_oracle = depth_agreement(np.array([0, 4, 1]), np.array([0, 1, 1]))
+    assert deeper_oracle.confusion.shape == (2, 5)  # no empty rows for needed depths that never occur
+    assert deeper_oracle.confusion[1, 4] == 1
+
 
 def test_needed_depth_agreement_on_trace(trace):
     a = needed_depth_agreement(trace)
