@@ -1,0 +1,39 @@
+"""The shared controller-comparison protocol: calibrate on valid, report on test."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from _trace_factory import make_trace
+
+from adaptive_loop.cost import CostModel
+from controllers.comparison import ControllerSpec, compare_controllers
+
+
+def test_spec_parsing() -> None:
+    spec = ControllerSpec.parse("confidence:criterion=entropy,per_depth=true,threshold=0.5")
+    assert spec.name == "confidence"
+    assert spec.params == {"criterion": "entropy", "per_depth": True, "threshold": 0.5}
+    assert spec.display.startswith("confidence(")
+    with pytest.raises(ValueError, match="key=value"):
+        ControllerSpec.parse("confidence:entropy")
+
+
+def test_budgets_are_met_on_valid_and_infeasible_ones_are_reported() -> None:
+    valid, test = make_trace(n=3000, seed=1, split="valid"), make_trace(n=3000, seed=2)
+    specs = [ControllerSpec("confidence"), ControllerSpec("stability", {"patience": 2})]
+    result = compare_controllers(valid, test, specs, budget_depths=(1.0, 3.0), n_bootstrap=50, curve_points=8,
+                                 progress=False)
+    assert len(result.results) == 4 and len(result.curves) == 2
+    by_key = {(r.controller, r.budget_depth): r for r in result.results}
+    conf = by_key[("confidence", 1.0)]
+    assert conf.status == "ok"
+    assert conf.budget_flops == pytest.approx(CostModel.from_trace(valid).fixed_depth(1))
+    assert conf.mean_cost == pytest.approx(conf.budget_flops, rel=0.05)  # calibrated on valid, measured on test
+    assert conf.diff_low <= conf.diff_vs_mixture <= conf.diff_high
+    # patience 2 needs at least two loop steps, so a depth-1 budget cannot be met
+    patient = by_key[("stability(patience=2)", 1.0)]
+    assert patient.status != "ok" and "cheapest" in patient.status and math.isnan(patient.auc)
+    assert "infeasible" in result.to_markdown()
+    assert result.to_dict()["results"][0]["controller"] == "confidence"
