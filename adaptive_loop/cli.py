@@ -58,20 +58,26 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
 
 # --------------------------------------------------------------------------- commands
 def cmd_train(args: argparse.Namespace) -> int:
+    from adaptive_loop.distributed import env_world, launched_distributed
     from adaptive_loop.train import train
     from adaptive_loop.workflows import default_run_dir
 
     config = _config_from_args(args)
+    if args.run_dir is None and launched_distributed():
+        raise AdaptiveLoopError("with torchrun every process must write to the same folder: pass --run-dir")
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config)
     if args.resume and not (run_dir / "checkpoints" / "last.pt").exists():
         raise AdaptiveLoopError(f"--resume: {run_dir} has no checkpoints/last.pt to resume from")
-    print(f"run directory: {run_dir}")
+    main_process = env_world()[0] == 0  # under torchrun only rank 0 prints
+    if main_process:
+        print(f"run directory: {run_dir}")
     result = train(config, run_dir, resume=args.resume)
-    print(
-        f"best epoch {result.best_epoch + 1}: {result.monitor} = {result.best_monitor:.4f}"
-        f"{' (stopped early)' if result.stopped_early else ''}"
-    )
-    print(f"checkpoints in {run_dir / 'checkpoints'}; next: adaptive-loop evaluate --run {run_dir}")
+    if main_process:
+        print(
+            f"best epoch {result.best_epoch + 1}: {result.monitor} = {result.best_monitor:.4f}"
+            f"{' (stopped early)' if result.stopped_early else ''}"
+        )
+        print(f"checkpoints in {run_dir / 'checkpoints'}; next: adaptive-loop evaluate --run {run_dir}")
     return 0
 
 
@@ -84,6 +90,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     print(f"per-depth metrics on the {args.split} split:")
     print(result.table())
+    print(result.parameter_line())
     if result.files:
         print(f"wrote {result.files.json}, {result.files.csv} and {result.files.plot}")
     return 0
@@ -190,9 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _plugin_registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
     from controllers.cli import add_subcommand as add_controllers
+    from controllers.tune_cli import add_subcommand as add_tune
     from oracle.cli import add_subcommand as add_oracle
 
-    return [add_oracle, add_controllers]
+    return [add_oracle, add_controllers, add_tune]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -203,6 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AdaptiveLoopError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # disk full, permission denied, ...: outputs are atomic, so nothing is half-written
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -64,6 +64,7 @@ def run_demo(
     print("[3/5] per-depth metrics on the test split:")
     evaluation = evaluate_run(run_dir, split="test", data=data.test)
     print(evaluation.table())
+    print(evaluation.parameter_line())
 
     print("[4/5] writing depth traces ...")
     traces = {}

@@ -18,6 +18,16 @@ from typing import IO, Any, Callable, Iterator
 from adaptive_loop.errors import CheckpointError
 
 
+def _new_file_mode() -> int:
+    """The mode `open()` would give a new file under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_NEW_FILE_MODE = _new_file_mode()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to `path`; move it onto `path` only if the block succeeds.
@@ -33,6 +43,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, _NEW_FILE_MODE)  # mkstemp makes 0600 files; results should be shareable like open() makes them
         os.replace(tmp, target)
         _fsync_dir(target.parent)
     finally:
@@ -109,6 +120,25 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise CheckpointError(f"checkpoint {source} does not hold a dictionary (found {type(payload).__name__})")
     return payload
+
+
+def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
+    """Delete temporaries that `atomic_path` left in `directory` when its process was killed.
+
+    A kill between creating the temporary and `os.replace` leaves `.<name>.<random>.tmp`
+    next to the intact old file; only the writer of a directory (one run, rank 0) may call
+    this, when nothing else is writing there. Returns the removed paths.
+    """
+    folder = Path(directory)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for path in folder.glob(".*.tmp"):
+        if path.is_file():
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def _first_line(exc: BaseException) -> str:

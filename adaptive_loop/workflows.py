@@ -14,6 +14,7 @@ from adaptive_loop.config import RunConfig
 from adaptive_loop.data.batch import EncodedData
 from adaptive_loop.errors import ConfigError
 from adaptive_loop.evaluation import DepthMetrics, format_depth_table, per_depth_metrics, predict_depths
+from adaptive_loop.model.flops import count_parameters
 from adaptive_loop.reports import DepthReportFiles, write_depth_report
 from adaptive_loop.runs import LoadedRun, load_run
 from adaptive_loop.trace import DepthTrace, save_trace
@@ -23,13 +24,24 @@ SPLITS = ("train", "valid", "test")
 
 
 def load_split(run: LoadedRun, split: str, show_progress: bool = False) -> EncodedData:
-    """Encode one split of the run's dataset exactly as in training (same seed, same encoders)."""
-    from adaptive_loop.data.pipeline import prepare_data
+    """Encode one split of the run's dataset exactly as in training (same seed, same encoders).
+
+    A streamed run's split is read with the run's saved encoder and gathered in memory
+    (evaluation and traces need every row's logits; for data too large for that, score
+    with `adaptive_loop.data.streaming.iter_encoded_batches`).
+    """
+    from adaptive_loop.data.encoders import FeatureEncoder
+    from adaptive_loop.data.pipeline import prepare_data, uses_streaming
+    from adaptive_loop.data.streaming import ParquetSplit
 
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    prepared = prepare_data(run.config.data, seed=run.config.seed, show_progress=show_progress)
-    return getattr(prepared, split)
+    encoder = None
+    if uses_streaming(run.config.data) and run.encoder_path.is_file():
+        encoder = FeatureEncoder.load(run.encoder_path)
+    prepared = prepare_data(run.config.data, seed=run.config.seed, show_progress=show_progress, encoder=encoder)
+    data = getattr(prepared, split)
+    return data.to_encoded() if isinstance(data, ParquetSplit) else data
 
 
 @dataclass
@@ -40,9 +52,14 @@ class EvaluationResult:
     rows: list[DepthMetrics]
     train_loops: int
     files: DepthReportFiles | None
+    dense_parameters: int = 0
+    embedding_parameters: int = 0
 
     def table(self) -> str:
         return format_depth_table(self.rows, self.train_loops)
+
+    def parameter_line(self) -> str:
+        return f"parameters: {self.dense_parameters:,} dense, {self.embedding_parameters:,} embedding"
 
 
 def evaluate_run(
@@ -67,10 +84,11 @@ def evaluate_run(
     rows = per_depth_metrics(split_data.labels, logits, run.model.flops(), groups=split_data.groups)
     target = Path(out_dir) if out_dir is not None else run.run_dir
     title = f"{run.config.data.dataset} {run.config.model.name} L={run.model.train_loops}: {split} split"
-    files = write_depth_report(
-        rows, target, f"per_depth_{split}", title, run.model.train_loops, extra={"split": split, "n_samples": len(split_data)}
-    )
-    return EvaluationResult(split=split, rows=rows, train_loops=run.model.train_loops, files=files)
+    dense, embedding = count_parameters(run.model)
+    extra = {"split": split, "n_samples": len(split_data), "dense_parameters": dense, "embedding_parameters": embedding}
+    files = write_depth_report(rows, target, f"per_depth_{split}", title, run.model.train_loops, extra=extra)
+    return EvaluationResult(split=split, rows=rows, train_loops=run.model.train_loops, files=files,
+                            dense_parameters=dense, embedding_parameters=embedding)
 
 
 def _depth_for_model(run: LoadedRun, depth: int) -> int:

@@ -28,12 +28,13 @@ def test_train_evaluate_trace_and_oracle(tmp_path: Path, capsys: pytest.CaptureF
 
     assert main(["evaluate", "--run", str(run), "--split", "test", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "AUC" in out and "FLOPs" in out
+    assert "AUC" in out and "FLOPs" in out and "dense" in out
     report = next(run.glob("**/*depth*.json"))
     rows = json.loads(report.read_text())
     csv = pd.read_csv(next(run.glob("**/*depth*.csv")))
     assert len(csv) >= 3  # depths 0..K with K = L + 2 for the tiny config (L=2)
-    assert rows  # JSON has content mirroring the CSV
+    assert rows["dense_parameters"] > 0 and rows["embedding_parameters"] > 0
+    assert [d["depth"] for d in rows["depths"]] == csv["depth"].tolist()
 
     trace_path = tmp_path / "valid.parquet"
     assert main(["trace", "--run", str(run), "--out", str(trace_path), "--max-depth", "4", "--no-progress"]) == 0
