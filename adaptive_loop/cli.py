@@ -196,11 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plugin_registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
+    from adaptive_loop.engine.cli import add_subcommand as add_score
     from controllers.cli import add_subcommand as add_controllers
     from controllers.tune_cli import add_subcommand as add_tune
     from oracle.cli import add_subcommand as add_oracle
 
-    return [add_oracle, add_controllers, add_tune]
+    return [add_oracle, add_controllers, add_tune, add_score]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,6 +31,27 @@ from adaptive_loop.model.config import ModelConfig
 
 
 @dataclass
+class HaltingConfig:
+    """Joint ACT halting head trained with the model (see `adaptive_loop.halting`); off by default."""
+
+    enabled: bool = field(default=False, metadata={"help": "Train an ACT halting head together with the model (saved in checkpoints under 'halting')."})
+    weight: float = field(default=0.1, metadata={"help": "Weight of the ACT term (expected per-depth BCE + ponder cost) in the training loss."})
+    tau: float = field(default=0.005, metadata={"help": "ACT ponder cost per loop step (Graves' tau)."})
+    eps: float = field(default=0.05, metadata={"help": "ACT halting threshold while training: halt once the cumulative halting probability reaches 1 - eps."})
+    hidden: int = field(default=16, metadata={"help": "Hidden width of the halting head (0 = linear head)."})
+    detach: bool = field(
+        default=False,
+        metadata={"help": "true: the ACT term trains only the head (the model trains as without it); false: it also reaches the model."},
+    )
+
+    def __post_init__(self) -> None:
+        if self.weight < 0 or self.tau < 0 or self.hidden < 0:
+            raise ConfigError("train.halting.weight, tau and hidden must be >= 0")
+        if not 0.0 < self.eps < 1.0:
+            raise ConfigError(f"train.halting.eps must lie in (0, 1), got {self.eps!r}")
+
+
+@dataclass
 class TrainConfig:
     """How LoopCTR is trained (process supervision: mean BCE over depths 0..L + aux loss)."""
 
@@ -54,6 +75,21 @@ class TrainConfig:
     num_threads: int = field(default=2, metadata={"help": "torch intra-op threads on CPU (2 is fastest on a 2-core machine)."})
     device: str = field(default="auto", metadata={"help": "'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:<i>'."})
     progress: bool = field(default=True, metadata={"help": "Show tqdm progress bars."})
+    halting: HaltingConfig = field(default_factory=HaltingConfig, metadata={"help": "Joint ACT halting head (off by default)."})
+
+    def __post_init__(self) -> None:
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size,
+                    "patience": self.patience, "num_threads": self.num_threads}
+        for name, value in positive.items():
+            if value < 1:
+                raise ConfigError(f"train.{name} must be >= 1, got {value}")
+        if not self.lr > 0:
+            raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+        for name in ("weight_decay", "grad_clip", "min_delta"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_steps_per_epoch < 0:
+            raise ConfigError(f"train.max_steps_per_epoch must be >= 0 (0 = no cap), got {self.max_steps_per_epoch}")
 
 
 @dataclass
@@ -62,6 +98,10 @@ class TraceConfig:
 
     max_depth: int = field(default=-1, metadata={"help": "Deepest depth K in traces and per-depth tables; -1 means L + 2."})
     hidden: bool = field(default=True, metadata={"help": "Store per-depth hidden summaries (pooled global tokens) in traces."})
+
+    def __post_init__(self) -> None:
+        if self.max_depth < -1:
+            raise ConfigError(f"trace.max_depth must be >= 0, or -1 for L + 2; got {self.max_depth}")
 
 
 @dataclass

@@ -38,9 +38,9 @@ def from_dict(cls: type[T], raw: Any, where: str = "") -> T:
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.5)
+            close = closest_key(str(key), list(fields))
             hint = (
-                f"; did you mean {close[0]!r}?"
+                f"; did you mean {close!r}?"
                 if close
                 else f"; valid keys: {', '.join(repr(name) for name in sorted(fields))}"
             )
@@ -52,6 +52,26 @@ def from_dict(cls: type[T], raw: Any, where: str = "") -> T:
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{label}: {exc}") from None
+
+
+def closest_key(key: str, valid: list[str]) -> str | None:
+    """The valid key a mistyped `key` most likely meant, or None.
+
+    A close spelling first (`train_loop` -> `train_loops`), then an abbreviation in either
+    direction by the initials of the underscore-separated words (`learning_rate` -> `lr`,
+    `wd` -> `weight_decay`).
+    """
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    if close:
+        return close[0]
+
+    def initials(name: str) -> str:
+        return "".join(part[0] for part in name.lower().split("_") if part)
+
+    for name in valid:
+        if "_" in key and initials(key) == name.lower() or "_" in name and initials(name) == key.lower():
+            return name
+    return None
 
 
 def _join(prefix: str, key: Any) -> str:

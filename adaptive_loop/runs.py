@@ -49,8 +49,11 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | None =
     config = load_config(config_path)
     try:
         spec = FeatureSpec.from_dict(json.loads(spec_path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise ConfigError(f"{spec_path} is not a valid feature spec ({exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError, KeyError) as exc:
+        raise ConfigError(
+            f"{spec_path} is not a valid feature spec ({type(exc).__name__}: {exc}); restore it from the run "
+            "that wrote the checkpoint or train again"
+        ) from None
     ckpt_path = Path(checkpoint) if checkpoint not in ("best", "last") else root / "checkpoints" / f"{checkpoint}.pt"
     payload = load_checkpoint(ckpt_path)
     if "model_state" not in payload:

@@ -190,6 +190,56 @@ class DepthTrace:
         )
 
 
+# --------------------------------------------------------------------------- compatibility
+def check_same_model(meta: TraceMeta, reference: TraceMeta, what: str = "trace", reference_name: str = "reference") -> None:
+    """Raise `TraceError` unless `meta` and `reference` describe the same model.
+
+    Compared: FLOPs of Entry, Loop and Exit (they fix every cost), the trained loops and,
+    when both record one, the model config. A controller calibrated on one model's trace
+    and applied to another's would meet its budget in the wrong currency.
+    """
+    problems = []
+    for name in ("flops_entry", "flops_loop", "flops_exit"):
+        a, b = float(getattr(meta, name)), float(getattr(reference, name))
+        if not np.isclose(a, b, rtol=1e-9, atol=0.0):
+            problems.append(f"{name} {a:.6g} vs {b:.6g}")
+    if meta.train_loops != reference.train_loops:
+        problems.append(f"train_loops {meta.train_loops} vs {reference.train_loops}")
+    if meta.model_config and reference.model_config and meta.model_config != reference.model_config:
+        keys = sorted(k for k in set(meta.model_config) | set(reference.model_config)
+                      if meta.model_config.get(k) != reference.model_config.get(k))
+        problems.append(f"model config keys {keys[:5]}")
+    if problems:
+        raise TraceError(
+            f"{what} and {reference_name} come from different models ({'; '.join(problems)}); use traces "
+            "written by the same run"
+        )
+
+
+def align_ids(trace: DepthTrace, ids: np.ndarray, source: str = "per-sample table") -> np.ndarray:
+    """Row positions in `trace` of each of `ids` (e.g. oracle labels joined back to a trace).
+
+    Raises `TraceError` naming how many and which ids the trace lacks, or which ids repeat,
+    instead of silently joining rows of different samples.
+    """
+    wanted = np.asarray(ids, dtype=np.int64)
+    order = np.argsort(trace.ids, kind="stable")
+    sorted_ids = trace.ids[order]
+    if sorted_ids.size > 1 and np.any(sorted_ids[1:] == sorted_ids[:-1]):
+        dup = int(sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]][0])
+        raise TraceError(f"trace ids are not unique (id {dup} repeats); cannot join {source} by id")
+    pos = np.searchsorted(sorted_ids, wanted)
+    pos_clipped = np.minimum(pos, max(sorted_ids.size - 1, 0))
+    found = (pos < sorted_ids.size) & (sorted_ids[pos_clipped] == wanted) if sorted_ids.size else np.zeros(wanted.size, bool)
+    if not found.all():
+        missing = wanted[~found]
+        raise TraceError(
+            f"{source}: {missing.size} of {wanted.size} ids are not in the trace (e.g. {missing[:3].tolist()}); "
+            "it belongs to another split or run"
+        )
+    return order[pos]
+
+
 # --------------------------------------------------------------------------- disk
 def save_trace(trace: DepthTrace, path: str | os.PathLike[str]) -> Path:
     """Write a trace as parquet with its metadata, atomically."""

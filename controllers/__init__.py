@@ -3,9 +3,13 @@
 Every controller implements `controllers.base.Controller` (offline `decide(trace)`, online
 `start`/`should_stop` or `decide_upfront`, one budget knob, `calibrate(trace, budget)`).
 Evaluation (`evaluate`, curves, frontier, headroom captured, bootstrap intervals) and
-risk-controlled calibration live beside them.
+risk-controlled calibration live beside them. Learned controllers (ACT halting head, exit
+gate, LightGBM depth predictor, budgeted allocator) use the same interface; `persistence`
+saves and loads fitted controllers without pickle and `tuning` tunes them with Optuna.
 """
 
+from controllers.act import ACTHalting
+from controllers.allocator import BudgetedAllocator, StreamingBudget, stream_trace
 from controllers.base import (
     CalibrationResult,
     Controller,
@@ -27,12 +31,23 @@ from controllers.curves import (
     sweep,
 )
 from controllers.evaluation import ControllerReport, evaluate
+from controllers.exit_gate import ExitGate
 from controllers.fixed import FixedDepth
+from controllers.lgbm_depth import LGBMDepth
+from controllers.persistence import load_controller, save_controller
 from controllers.registry import available_controllers, make_controller, register_controller
 from controllers.risk import RiskCalibration, RiskCheck, risk_calibrate
 from controllers.stability import StabilityPatience
 
 __all__ = [
+    "ACTHalting",
+    "BudgetedAllocator",
+    "ExitGate",
+    "LGBMDepth",
+    "StreamingBudget",
+    "load_controller",
+    "save_controller",
+    "stream_trace",
     "BootstrapCI",
     "ControllerReport",
     "Curve",

@@ -9,6 +9,12 @@ A controller runs two ways that must give the same depths:
   `should_stop(view) -> bool mask`; rows with True stop and keep that depth's prediction.
   Up-front controllers instead answer `decide_upfront(view) -> depths` once, before looping.
 
+The engine (`adaptive_loop.engine`) charges a controller what it really computed online:
+an incremental rule adds `flops_per_step` to `OnlineState.controller_flops` for every row
+it scores (not at a forced stop), and an up-front controller returns its per-row FLOPs from
+`decide_upfront_with_flops`. `step_inputs` names the optional `StepView` parts a controller
+reads ("hidden", "features"), so the engine skips computing the others.
+
 Controllers follow scikit-learn conventions (so `sklearn.base.clone`, `get_params`,
 `set_params` and Optuna work): constructor arguments are stored unchanged, `fit(trace,
 targets=None)` returns self, fitted attributes end with `_`, and using a controller before
@@ -158,12 +164,21 @@ class ControllerDecision:
 
 @dataclass
 class OnlineState:
-    """Per-batch state of the online protocol: created by `start`, passed to `should_stop`."""
+    """Per-batch state of the online protocol: created by `start`, passed to `should_stop`.
+
+    `controller_flops` (float64 [n_rows]) accumulates the FLOPs the controller's own rule
+    spent on each row so far; the engine reads it when the batch is done.
+    """
 
     n_rows: int
     max_depth: int
     data: dict[str, np.ndarray] = field(default_factory=dict)
     last_depth: int = -1
+    controller_flops: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.controller_flops is None:
+            self.controller_flops = np.zeros(int(self.n_rows), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -184,6 +199,9 @@ class Controller(BaseEstimator):
     name: ClassVar[str] = ""
     budget_param: ClassVar[str] = ""
     kind: ClassVar[str] = "incremental"  # or "upfront"
+    #: Optional StepView parts the controller reads ("hidden", "features"). The engine only
+    #: computes these (summaries and side columns cost time); the default is both.
+    step_inputs: ClassVar[frozenset[str]] = frozenset({"hidden", "features"})
 
     # ------------------------------------------------------------------ cost
     @property
@@ -240,6 +258,16 @@ class Controller(BaseEstimator):
     def should_stop(self, step: StepView, state: OnlineState | None = None) -> np.ndarray:
         """Bool mask over `step.row_index`: True = stop now and use this depth's prediction."""
         raise NotImplementedError
+
+    def decide_upfront_with_flops(self, step: StepView) -> tuple[np.ndarray, np.ndarray]:
+        """Up-front controllers: (depth [m], controller FLOPs [m]) for the rows of a depth-0 view.
+
+        The default returns `decide_upfront` with zero FLOPs, which is right for rules that
+        compute nothing per row (fixed depth); controllers that run a predictor override it
+        so the engine can charge what ran.
+        """
+        depth = np.asarray(self.decide_upfront(step), dtype=np.int64)  # type: ignore[attr-defined]
+        return depth, np.zeros(step.n_rows, dtype=np.float64)
 
     def _online(self, step: StepView, state: OnlineState | None) -> OnlineState:
         """Validate an online call and return the state it belongs to."""
@@ -443,6 +471,8 @@ class IncrementalController(Controller):
         if step.logits is None:
             raise ValueError(f"{type(self).__name__}.should_stop needs the step's logits")
         score = self._score(step, state.data)
+        if state.controller_flops is not None:
+            state.controller_flops[step.row_index] += self.flops_per_step
         return np.asarray(self._passes(score, self._thresholds(state.max_depth + 1)[step.depth]), dtype=bool)
 
     # ----------------------------------------------------------- knob search

@@ -25,7 +25,7 @@ from typing import Any
 from adaptive_loop.cost import CostModel
 from adaptive_loop.errors import ConfigError
 from adaptive_loop.io import write_json
-from adaptive_loop.trace import load_trace
+from adaptive_loop.trace import check_same_model, load_trace
 from controllers.bootstrap import controller_vs_frontier_ci
 from controllers.curves import fixed_frontier, headroom_captured, sweep
 from controllers.evaluation import evaluate
@@ -112,6 +112,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--bootstrap must be >= 0, got {args.bootstrap}")
     test = load_trace(args.trace)
     calib = load_trace(args.calibration_trace) if args.calibration_trace else test
+    check_same_model(test.meta, calib.meta, f"--trace {args.trace}", f"--calibration-trace {args.calibration_trace}")
     controller = make_controller(args.controller, **parse_params(args.param))
     controller.fit(calib)
 

@@ -55,6 +55,7 @@ class ConfidenceThreshold(IncrementalController):
     name: ClassVar[str] = "confidence"
     budget_param: ClassVar[str] = "threshold"
     stop_if: ClassVar[str] = "ge"
+    step_inputs: ClassVar[frozenset[str]] = frozenset()  # logits only
 
     def __init__(self, threshold: float = 0.8, criterion: str = "margin", per_depth: bool = False) -> None:
         self.threshold = threshold

@@ -26,6 +26,7 @@ class FixedDepth(Controller):
     budget_param: ClassVar[str] = "depth"
     kind: ClassVar[str] = "upfront"
     uses_first_step: ClassVar[bool] = False  # does not look at the depth-0 prediction
+    step_inputs: ClassVar[frozenset[str]] = frozenset()  # reads nothing but the row count
 
     def __init__(self, depth: int = 0) -> None:
         self.depth = depth

@@ -23,8 +23,12 @@ def register_controller(cls: T) -> T:
 
 
 def _load_builtin() -> None:
+    import controllers.act  # noqa: F401
+    import controllers.allocator  # noqa: F401
     import controllers.confidence  # noqa: F401
+    import controllers.exit_gate  # noqa: F401
     import controllers.fixed  # noqa: F401
+    import controllers.lgbm_depth  # noqa: F401
     import controllers.stability  # noqa: F401
 
 

@@ -53,6 +53,7 @@ class StabilityPatience(IncrementalController):
     name: ClassVar[str] = "stability"
     budget_param: ClassVar[str] = "delta"
     stop_if: ClassVar[str] = "lt"
+    step_inputs: ClassVar[frozenset[str]] = frozenset()  # logits only
 
     def __init__(self, delta: float = 0.01, patience: int = 1, criterion: str = "delta_p") -> None:
         self.delta = delta

@@ -25,6 +25,7 @@ def make_trace(
     flops: tuple[float, float, float] = (1000.0, 200.0, 50.0),
     overthink_fraction: float = 0.3,
     split: str = "test",
+    flops_summary: float = 0.0,
 ) -> DepthTrace:
     """A realistic synthetic `DepthTrace` with a `needed_depth` feature."""
     rng = np.random.default_rng(seed)
@@ -55,7 +56,7 @@ def make_trace(
             hidden[:, :, 1] = progress
     meta = TraceMeta(
         flops_entry=flops[0], flops_loop=flops[1], flops_exit=flops[2], max_depth=k, train_loops=3,
-        hidden_dim=hidden_dim, dataset="synthetic", split=split,
+        hidden_dim=hidden_dim, flops_summary=flops_summary, dataset="synthetic", split=split,
     )
     return DepthTrace(
         ids=np.arange(n, dtype=np.int64),

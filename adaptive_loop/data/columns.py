@@ -50,6 +50,33 @@ def as_token_lists(values: pd.Series, delimiter: str, column: str) -> tuple[np.n
     return lengths, tokens
 
 
+def check_sequence(
+    tokens: pa.Array, lengths: np.ndarray, column: str, source: str, token_type: str = "any",
+    max_len: int | None = None,
+) -> None:
+    """Raise `DataError` for non-integer tokens (`token_type="int"`) or rows longer than `max_len`.
+
+    The message names the column, the first offending row and its value, so the file can be fixed.
+    """
+    if max_len is not None and lengths.size and lengths.max() > max_len:
+        row = int(np.argmax(lengths > max_len))
+        raise DataError(
+            f"{source}: sequence column {column!r} has {int((lengths > max_len).sum())} row(s) longer than "
+            f"max_len={max_len}, first at row {row} ({int(lengths[row])} tokens); raise max_len or set "
+            "overflow: truncate to keep the last max_len tokens"
+        )
+    if token_type == "int" and len(tokens):
+        ok = pc.match_substring_regex(tokens, r"^[+-]?[0-9]+$").to_numpy(zero_copy_only=False)
+        if not ok.all():
+            first = int(np.argmin(ok))
+            row = int(np.searchsorted(np.cumsum(lengths), first, side="right"))
+            raise DataError(
+                f"{source}: sequence column {column!r} declares integer tokens but has {int((~ok).sum())} "
+                f"non-integer token(s) such as {tokens[first].as_py()!r} (first at row {row}); fix the data or "
+                "set token_type: any"
+            )
+
+
 def pad_last(ids: np.ndarray, lengths: np.ndarray, max_len: int) -> np.ndarray:
     """Left-aligned [n, max_len] int64 matrix of each row's last `max_len` ids, 0-padded."""
     n = len(lengths)
@@ -64,6 +91,22 @@ def pad_last(ids: np.ndarray, lengths: np.ndarray, max_len: int) -> np.ndarray:
     mask = pos >= 0
     out[rows[mask], pos[mask]] = ids[mask]
     return out
+
+
+def arrow_to_pandas(data: pa.Table | pa.RecordBatch) -> pd.DataFrame:
+    """Arrow data as pandas with list columns kept Arrow-backed (no per-row Python objects).
+
+    Mapping list types explicitly also sidesteps pandas' own parquet metadata for
+    Arrow-backed list columns, which `pd.read_parquet` fails to parse
+    ("data type 'list<item: int64>[pyarrow]' not understood").
+    """
+
+    def mapper(kind: pa.DataType) -> pd.ArrowDtype | None:
+        if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+            return pd.ArrowDtype(kind)
+        return None
+
+    return data.to_pandas(types_mapper=mapper)
 
 
 def _to_arrow(values: pd.Series, column: str) -> pa.Array:

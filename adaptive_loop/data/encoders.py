@@ -18,16 +18,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
 from adaptive_loop.data.batch import EncodedData
-from adaptive_loop.data.columns import as_strings, as_token_lists, pad_last
+from adaptive_loop.data.columns import as_strings, as_token_lists, check_sequence, pad_last
 from adaptive_loop.data.readers import validate_frame
-from adaptive_loop.data.schema import DatasetSchema, NumericField
+from adaptive_loop.data.schema import DatasetSchema, NumericField, SequenceField
 from adaptive_loop.data.spec import CategoricalFeature, FeatureSpec, NumericFeature, SequenceFeature
 from adaptive_loop.data.vocabulary import Vocabulary, count_values
 from adaptive_loop.errors import DataError, NotFittedError
@@ -74,7 +74,7 @@ class FeatureEncoder:
         for f in schema.categorical:
             counts.setdefault(schema.vocab_name(f.name), []).append(count_values(as_strings(train[f.name], f.name)))
         for s in schema.sequences:
-            _, tokens = as_token_lists(train[s.name], s.delimiter, s.name)
+            tokens = _sequence_tokens(train, s, "training split")[1]
             counts.setdefault(schema.vocab_name(s.name), []).append(count_values(tokens))
         self.vocabularies = {
             name: Vocabulary.fit(pd.concat(parts) if len(parts) > 1 else parts[0], self._vocab_min_count(name))
@@ -84,6 +84,60 @@ class FeatureEncoder:
         if schema.group is not None:
             groups = as_strings(train[schema.group], schema.group)
             self.group_values = pd.unique(pc.fill_null(groups, "").to_numpy(zero_copy_only=False)).astype(str).tolist()
+        self._group_index = None
+        self._fitted = True
+        return self
+
+    def fit_chunks(
+        self,
+        chunks: Iterable[pd.DataFrame],
+        validated: bool = False,
+        progress: bool = False,
+        total_rows: int | None = None,
+    ) -> "FeatureEncoder":
+        """`fit` on a training split given as a stream of DataFrame chunks (for data larger than memory).
+
+        Gives the same vocabularies and group order as `fit` on the concatenated chunks, and
+        the same numeric statistics up to floating-point rounding (chunk statistics are
+        merged with Chan et al.'s parallel mean/variance update). Memory holds one chunk
+        plus the value counts. `validated=True` skips `validate_frame` for chunks the caller
+        already checked; a chunk's `attrs["source"]` names it in error messages.
+        """
+        from tqdm.auto import tqdm
+
+        schema = self.schema
+        counts: dict[str, list[pd.Series]] = {}
+        moments = {f.name: _Moments() for f in schema.numeric}
+        groups: dict[str, None] = {}
+        rows = 0
+        bar = tqdm(total=total_rows, desc="fitting encoders", unit="rows", disable=not progress, leave=False)
+        for i, chunk in enumerate(chunks):
+            source = chunk.attrs.get("source", f"training chunk {i}")  # e.g. the parquet file and row group
+            frame = chunk if validated else validate_frame(chunk, schema, source=source)
+            for f in schema.categorical:
+                counts.setdefault(schema.vocab_name(f.name), []).append(count_values(as_strings(frame[f.name], f.name)))
+            for s in schema.sequences:
+                tokens = _sequence_tokens(frame, s, source)[1]
+                counts.setdefault(schema.vocab_name(s.name), []).append(count_values(tokens))
+            for name in counts:
+                if len(counts[name]) > 32:  # keep memory at the vocabulary size, not the number of chunks
+                    counts[name] = [pd.concat(counts[name]).groupby(level=0).sum()]
+            for f in schema.numeric:
+                moments[f.name].add(frame[f.name].to_numpy(dtype=np.float64))
+            if schema.group is not None:
+                values = pc.fill_null(as_strings(frame[schema.group], schema.group), "").to_numpy(zero_copy_only=False)
+                groups.update(dict.fromkeys(pd.unique(values).astype(str).tolist()))
+            rows += len(frame)
+            bar.update(len(frame))
+        bar.close()
+        if rows == 0:
+            raise DataError("the training split has no rows to fit the encoders on")
+        self.vocabularies = {
+            name: Vocabulary.fit(pd.concat(parts) if len(parts) > 1 else parts[0], self._vocab_min_count(name))
+            for name, parts in counts.items()
+        }
+        self.numeric_stats = {f.name: moments[f.name].stats(f) for f in schema.numeric}
+        self.group_values = list(groups) if schema.group is not None else None
         self._group_index = None
         self._fitted = True
         return self
@@ -120,7 +174,7 @@ class FeatureEncoder:
         num = self._encode_numeric(frame, n)
         seq: dict[str, np.ndarray] = {}
         for s in schema.sequences:
-            lengths, tokens = as_token_lists(frame[s.name], s.delimiter, s.name)
+            lengths, tokens = _sequence_tokens(frame, s, source)
             ids = self.vocabularies[schema.vocab_name(s.name)].lookup(tokens)
             seq[s.name] = pad_last(ids, lengths, s.max_len)
         if schema.label in frame.columns:
@@ -290,6 +344,45 @@ class FeatureEncoder:
     def _check_fitted(self, what: str) -> None:
         if not self._fitted:
             raise NotFittedError(f"FeatureEncoder.{what}() called before fit(); fit it on the training split first")
+
+
+def _sequence_tokens(frame: pd.DataFrame, field: SequenceField, source: str) -> tuple[np.ndarray, Any]:
+    """(lengths, tokens) of a sequence column, checked against the field's token type and overflow rule."""
+    lengths, tokens = as_token_lists(frame[field.name], field.delimiter, field.name)
+    check_sequence(tokens, lengths, field.name, source, field.token_type,
+                   field.max_len if field.overflow == "error" else None)
+    return lengths, tokens
+
+
+class _Moments:
+    """Running count, mean and sum of squared deviations of the finite values of one column."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+        self.total = 0
+
+    def add(self, values: np.ndarray) -> None:
+        finite = values[~np.isnan(values)]
+        self.total += values.size
+        if finite.size == 0:
+            return
+        n_b = finite.size
+        mean_b = float(finite.mean())
+        m2_b = float(((finite - mean_b) ** 2).sum())
+        n = self.n + n_b
+        delta = mean_b - self.mean
+        self.mean += delta * n_b / n
+        self.m2 += m2_b + delta * delta * self.n * n_b / n
+        self.n = n
+
+    def stats(self, f: NumericField) -> NumericStats:
+        mean = self.mean if self.n else 0.0
+        std = float(np.sqrt(self.m2 / self.n)) if self.n > 1 else 1.0
+        if not np.isfinite(std) or std < 1e-12:
+            std = 1.0
+        return NumericStats(mean=mean, std=std, flag=bool(f.missing_flag and self.n < self.total))
 
 
 def _numeric_stats(values: np.ndarray, f: NumericField) -> NumericStats:

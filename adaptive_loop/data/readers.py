@@ -56,8 +56,12 @@ def read_table(
 
 
 def _read_parquet(source: Path) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    from adaptive_loop.data.columns import arrow_to_pandas
+
     try:
-        return pd.read_parquet(source)
+        return arrow_to_pandas(pq.read_table(source))
     except Exception as exc:  # pyarrow raises several unrelated types for a bad file
         raise DataError(f"data file {source} is not a readable parquet file ({_first_line(exc)})") from None
 

@@ -59,8 +59,10 @@ class NumericField:
 class SequenceField:
     """A variable-length list of ids per row: a list column or a delimiter-separated string.
 
-    Tokens are treated as strings and categorised by the encoder, so any token is valid.
-    Rows longer than `max_len` keep their last (most recent) `max_len` items.
+    Tokens are treated as strings and categorised by the encoder, so any token is valid
+    unless `token_type: int` declares integer ids (then a token such as `x` or `2.5` is a
+    `DataError` naming the column and row). Rows longer than `max_len` keep their last
+    (most recent) `max_len` items; `overflow: error` makes such a row a `DataError` instead.
     `vocab_from` shares the vocabulary of a categorical field (a history of items uses the
     item field's ids); `vocab` names a shared vocabulary directly. `pooled=True` marks a
     multi-valued attribute (genres) that is mean-pooled into a global token; `pooled=False`
@@ -74,6 +76,12 @@ class SequenceField:
     vocab: str | None = None
     pooled: bool = False
     min_count: int | None = None
+    token_type: str = "any"
+    overflow: str = "truncate"
+
+
+TOKEN_TYPES = ("any", "int")
+OVERFLOW_RULES = ("truncate", "error")
 
 
 @dataclass(frozen=True)
@@ -155,6 +163,10 @@ class DatasetSchema:
                     raise ConfigError(f"sequence field {s.name!r}: give vocab_from or vocab, not both")
             if s.min_count is not None and s.min_count < 1:
                 raise ConfigError(f"sequence field {s.name!r}: min_count must be >= 1, got {s.min_count}")
+            if s.token_type not in TOKEN_TYPES:
+                raise ConfigError(f"sequence field {s.name!r}: token_type must be one of {list(TOKEN_TYPES)}, got {s.token_type!r}")
+            if s.overflow not in OVERFLOW_RULES:
+                raise ConfigError(f"sequence field {s.name!r}: overflow must be one of {list(OVERFLOW_RULES)}, got {s.overflow!r}")
         token_lens = {s.max_len for s in self.sequences if not s.pooled}
         if len(token_lens) > 1:
             raise ConfigError(

@@ -12,17 +12,39 @@ same router, each token set on its own.
 Masked keys get the most negative float before the softmax and the weights are multiplied
 by the mask after it, so a query with no visible key (an empty history) gets a zero output
 instead of NaN.
+
+`forward` is `keys_values` (K, V and the key tokens' routing) followed by `attend` (queries
+against those keys). The two halves are public so that keys computed once can serve many
+query sets: the inference engine computes a user's sequence-side keys once and lets every
+candidate's global tokens attend them (`adaptive_loop.model.shared_sequence`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from adaptive_loop.model.layers import normal_linear
-from adaptive_loop.model.moe import AuxCollector, ExpertLinear, Router
+from adaptive_loop.model.moe import AuxCollector, ExpertLinear, Router, Routing
+
+
+@dataclass
+class KeyValues:
+    """Per-head keys and values of a token set, and its routing (MoE attention only).
+
+    Attributes:
+        k: [B, h, Tk, d_h] keys.
+        v: [B, h, Tk, d_h] values.
+        routing: router decisions of the key tokens (None without MoE); in self-attention the
+            same routing projects the outputs.
+    """
+
+    k: torch.Tensor
+    v: torch.Tensor
+    routing: Routing | None = None
 
 
 class Attention(nn.Module):
@@ -70,24 +92,43 @@ class Attention(nn.Module):
         mark non-padding tokens (router balance statistics only).
         """
         self_attn = x_kv is None
-        x_kv = x_q if x_kv is None else x_kv
-        b, tq, d = x_q.shape
-        tk = x_kv.shape[1]
-        flat_q = x_q.reshape(b * tq, d)
+        kv = self.keys_values(x_q if self_attn else x_kv, valid_kv, aux)
+        return self.attend(x_q, kv, mask, valid_q, aux, route_q=kv.routing if self_attn else None)
+
+    def keys_values(self, x_kv: torch.Tensor, valid_kv: torch.Tensor, aux: AuxCollector | None = None) -> KeyValues:
+        """Keys and values [B, h, Tk, d_h] of the tokens `x_kv` [B, Tk, d] (and their routing with MoE)."""
+        b, tk, d = x_kv.shape
         flat_kv = x_kv.reshape(b * tk, d)
+        route_kv = None
         if self.moe:
             route_kv = self.router(flat_kv, valid_kv.reshape(-1), aux)
-            route_q = route_kv if self_attn else self.router(flat_q, valid_q.reshape(-1), aux)
             v = self.v(flat_kv, route_kv)
         else:
             v = self.v(flat_kv)
+        return KeyValues(self._heads(self.k(x_kv), b, tk), self._heads(v, b, tk), route_kv)
+
+    def attend(
+        self,
+        x_q: torch.Tensor,
+        kv: KeyValues,
+        mask: torch.Tensor,
+        valid_q: torch.Tensor,
+        aux: AuxCollector | None = None,
+        route_q: Routing | None = None,
+    ) -> torch.Tensor:
+        """Queries `x_q` [B, Tq, d] against precomputed keys/values -> [B, Tq, d].
+
+        With MoE the output projection is routed by `route_q`, or by a router call on the
+        query tokens when it is None (cross-attention; per token the same decisions).
+        """
+        b, tq, d = x_q.shape
+        if self.moe and route_q is None:
+            route_q = self.router(x_q.reshape(b * tq, d), valid_q.reshape(-1), aux)
         q = self._heads(self.q(x_q), b, tq) * (1.0 / math.sqrt(self.d // self.n_heads))
-        k = self._heads(self.k(x_kv), b, tk)
-        v = self._heads(v, b, tk)
-        scores = q @ k.transpose(-1, -2)  # [B, h, Tq, Tk]
+        scores = q @ kv.k.transpose(-1, -2)  # [B, h, Tq, Tk]
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
         weights = torch.softmax(scores, dim=-1) * mask  # rows without a visible key become 0
-        out = self.drop(weights) @ v  # [B, h, Tq, d_h]
+        out = self.drop(weights) @ kv.v  # [B, h, Tq, d_h]
         out = out.transpose(1, 2).reshape(b * tq, d)
         out = self.o(out, route_q) if self.moe else self.o(out)
         return out.reshape(b, tq, d)

@@ -14,8 +14,11 @@ rows are independent, and exactly k experts' FLOPs are spent per token.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -96,6 +99,29 @@ def balance_loss(stats: list[RouterStats], kind: str, device: torch.device | Non
     raise ValueError(f"unknown balance loss {kind!r}")
 
 
+_STATS_REDUCER: contextvars.ContextVar[Callable[[torch.Tensor], torch.Tensor] | None] = contextvars.ContextVar(
+    "moe_stats_reducer", default=None
+)
+
+
+@contextlib.contextmanager
+def global_router_statistics(reduce: Callable[[torch.Tensor], torch.Tensor] | None) -> Iterator[None]:
+    """Inside the block, routers sum their balance statistics over processes with `reduce`.
+
+    The load-balancing loss is a product of batch means (f_e * P_e), not a mean of per-row
+    terms, so with data parallelism each process's shard would give a different loss than
+    the whole batch. Summing (probability sums, assignment counts, token counts) over
+    processes with a differentiable all-reduce makes every process compute the loss of the
+    global batch; its backward sums the gradient contributions, and DDP's averaging then
+    yields exactly the single-process gradient. `reduce=None` leaves routing local.
+    """
+    token = _STATS_REDUCER.set(reduce)
+    try:
+        yield
+    finally:
+        _STATS_REDUCER.reset(token)
+
+
 class Router(nn.Module):
     """p(x) = softmax(x W_r), top-k selection; W_r ~ N(0, init_std^2), no bias."""
 
@@ -124,10 +150,18 @@ class Router(nn.Module):
 
     def _stats(self, probs: torch.Tensor, experts: torch.Tensor, valid: torch.Tensor | None) -> RouterStats:
         w = torch.ones(probs.shape[0], device=probs.device) if valid is None else valid.reshape(-1).to(probs.dtype)
-        n = w.sum().clamp_min(1.0)
-        probs_mean = (probs * w[:, None]).sum(dim=0) / n
+        probs_sum = (probs * w[:, None]).sum(dim=0)
         hits = F.one_hot(experts, self.n_experts).to(probs.dtype).sum(dim=1)  # [N, E]
-        frac = (hits * w[:, None]).sum(dim=0) / (n * self.top_k)
+        hits_sum = (hits * w[:, None]).sum(dim=0)
+        count = w.sum()
+        reduce = _STATS_REDUCER.get()
+        if reduce is not None:  # multi-process training: statistics over the global batch
+            e = self.n_experts
+            packed = reduce(torch.cat([probs_sum, hits_sum.detach(), count.detach().reshape(1)]))
+            probs_sum, hits_sum, count = packed[:e], packed[e : 2 * e], packed[2 * e]
+        n = count.clamp_min(1.0)
+        probs_mean = probs_sum / n
+        frac = hits_sum / (n * self.top_k)
         return RouterStats(key=id(self), probs_mean=probs_mean, frac=frac)
 
 

@@ -176,14 +176,25 @@ class Tokenizer(nn.Module):
         self.n_seq = (m if self.compressor is not None else self.max_len) if self.token_seqs else 0
 
     def forward(self, batch: Batch) -> Tokens:
-        emb = self.embeddings
-        cat_emb = emb.categorical(batch.cat)
-        pooled = [emb.pooled(name, batch.seq[name]) for name in self.pooled_seqs]
-        g = self.global_tokens(cat_emb, batch.num, pooled)
+        g = self.global_part(batch)
         b = g.shape[0]
         g_valid = torch.ones(b, g.shape[1], dtype=torch.bool, device=g.device)
         if not self.token_seqs:
             return Tokens(g, g_valid, 0)
+        s, valid = self.sequence_part(batch)
+        return Tokens(torch.cat([s, g], dim=1), torch.cat([valid, g_valid], dim=1), s.shape[1])
+
+    def global_part(self, batch: Batch) -> torch.Tensor:
+        """Global tokens [B, T_glb, d] (categorical fields, numerics, pooled sequences)."""
+        emb = self.embeddings
+        cat_emb = emb.categorical(batch.cat)
+        pooled = [emb.pooled(name, batch.seq[name]) for name in self.pooled_seqs]
+        return self.global_tokens(cat_emb, batch.num, pooled)
+
+    def sequence_part(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sequence tokens [B, T_seq, d] and their validity [B, T_seq]; they read only the token
+        sequences, never the candidate (needs at least one token sequence)."""
+        emb = self.embeddings
         ids = [batch.seq[name] for name in self.token_seqs]
         length = ids[0].shape[1]
         if length > self.max_len:
@@ -193,4 +204,4 @@ class Tokenizer(nn.Module):
         s = self.seq_proj(events) + self.positions[:length]
         if self.compressor is not None:
             s, valid = self.compressor(s, valid)
-        return Tokens(torch.cat([s, g], dim=1), torch.cat([valid, g_valid], dim=1), s.shape[1])
+        return s, valid

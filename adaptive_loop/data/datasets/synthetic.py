@@ -71,8 +71,14 @@ def generate_synthetic(
     depth_mix: Sequence[float] = (0.25, 0.25, 0.25, 0.25),
     strength: float = 2.5,
     first_order: float = 0.3,
+    row_seed: int | None = None,
 ) -> pd.DataFrame:
-    """All rows of the synthetic dataset (unsplit), including `needed_depth` and `true_prob`."""
+    """All rows of the synthetic dataset (unsplit), including `needed_depth` and `true_prob`.
+
+    `row_seed` draws the rows from (seed, row_seed) while the hidden world stays that of
+    `seed`: chunks with different row seeds are parts of one dataset, so data larger than
+    memory can be generated (and written) chunk by chunk.
+    """
     mix = np.asarray(depth_mix, dtype=np.float64)
     if mix.shape != (4,) or (mix < 0).any() or mix.sum() <= 0:
         raise ConfigError(f"synthetic: depth_mix must be 4 non-negative weights for depths 0..3, got {list(depth_mix)}")
@@ -83,6 +89,8 @@ def generate_synthetic(
     if n_items < n_categories:
         raise ConfigError(f"synthetic: n_items ({n_items}) must be >= n_categories ({n_categories})")
     world_rng, row_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    if row_seed is not None:
+        row_rng = np.random.default_rng([seed, row_seed])
 
     # hidden world
     item_cat = world_rng.permutation(np.arange(n_items) % n_categories)

@@ -1,0 +1,307 @@
+"""Learned depth controllers against the fixed-depth frontier at equal cost.
+
+For each dataset (a validation trace and a test trace of the same LoopCTR run) and each
+budget (the cost of fixed depth 1 and of fixed depth 2 by default), every controller is
+tuned with Optuna on the validation trace (fit part / tune part; objective: AUC at that
+budget, the budget as a constraint), refitted on the whole validation trace with the best
+setting, calibrated on validation to the budget, and reported on the test trace: AUC, mean
+cost, headroom captured against the interpolated and the random-mixture fixed frontier, and
+a paired bootstrap interval of AUC(controller) - AUC(random-mixture frontier at the
+controller's realised test cost). Allocators are also run as a stream (re-priced per test
+batch). A plot per dataset shows every controller's knob sweep on test (the setting tuned
+for the first budget), the fixed frontier and the budgeted oracle. On synthetic traces
+(which carry the generator's `needed_depth`) it also reports how well each controller's
+depths recover the needed depth. The test trace is never used to fit, tune or calibrate.
+
+    python benchmarks/bench_learned_controllers.py \\
+        --dataset frappe_x1=runs/frappe/trace_valid.parquet,runs/frappe/trace_test.parquet \\
+        --dataset movielens_100k=runs/movielens/trace_valid.parquet,runs/movielens/trace_test.parquet \\
+        --dataset synthetic=runs/demo/trace_valid.parquet,runs/demo/trace_test.parquet \\
+        --trials 12 --out benchmarks/results
+
+Studies are stored in `<out>/learned_controllers_studies/<dataset>.db` (SQLite): rerunning
+the command resumes them. Writes `<out>/learned_controllers.json`, `.md` and one
+`learned_controllers_<dataset>.png` per dataset, atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from adaptive_loop.errors import BudgetError
+from adaptive_loop.io import write_json, write_text
+from adaptive_loop.trace import DepthTrace, load_trace
+from controllers.allocator import UtilityAllocator, stream_trace
+from controllers.bootstrap import controller_vs_frontier_ci
+from controllers.curves import fixed_frontier, headroom_captured, sweep
+from controllers.evaluation import evaluate
+from controllers.tuning import budget_at_depth, refit, tune_controller
+from oracle.agreement import depth_agreement, needed_depth_agreement
+from oracle.budgeted import budgeted_oracle_curve
+from oracle.fast_metrics import fast_auc
+from oracle.headroom import headroom_table
+
+RESULTS = Path(__file__).resolve().parent / "results"
+STREAM_BATCH = 2048
+
+# (label, registry name, fixed constructor parameters); rule-based controllers are the baselines
+CONTROLLERS: list[tuple[str, str, dict[str, Any]]] = [
+    ("confidence", "confidence", {}),
+    ("stability", "stability", {}),
+    ("act", "act", {}),
+    ("exit_gate", "exit_gate", {}),
+    ("lgbm_oracle", "lgbm_depth", {"target": "oracle"}),
+    ("lgbm_gain", "lgbm_depth", {"target": "gain"}),
+    ("lgbm_rank", "lgbm_depth", {"target": "gain", "gain_target": "rank"}),
+    ("allocator_mlp", "allocator", {"gain_model": "mlp"}),
+    ("allocator_rank", "allocator", {"gain_model": "mlp", "gain_target": "rank"}),
+]
+
+
+def parse_dataset(text: str) -> tuple[str, Path, Path]:
+    name, sep, paths = text.partition("=")
+    parts = paths.split(",")
+    if not sep or len(parts) != 2:
+        raise SystemExit(f"--dataset expects NAME=VALID.parquet,TEST.parquet, got {text!r}")
+    return name, Path(parts[0]), Path(parts[1])
+
+
+def evaluate_at(controller, valid: DepthTrace, test: DepthTrace, budget: float, oracle_auc: float, frontier,
+                n_boot: int, seed: int) -> dict[str, Any]:
+    """Calibrate on valid to `budget`, report on test (frontier comparison at the realised test cost)."""
+    lo, hi = controller.cost_range(valid)
+    if budget < lo:
+        return {"budget": budget, "feasible": False, "reason": f"cheapest setting costs {lo:.6g} on validation"}
+    controller.calibrate(valid, min(budget, hi))
+    decision = controller.decide(test)
+    report = evaluate(controller, test, decision, with_gauc=test.groups is not None)
+    captured = headroom_captured(report.auc, report.mean_cost, test, oracle_auc, frontier, seed=seed)
+    ci = controller_vs_frontier_ci(decision, test, frontier, n_resamples=n_boot, seed=seed) if n_boot else None
+    out: dict[str, Any] = {
+        "budget": budget, "feasible": True, "knob": float(controller.knob), "valid_mean_cost": controller.calibration_.mean_cost,
+        "test": report.to_dict(), "headroom_captured": captured.to_dict(),
+        "bootstrap_vs_mixture_frontier": None if ci is None else ci.to_dict(),
+    }
+    agreement = needed_depth_agreement(test, decision.depth)
+    if agreement is not None:
+        out["needed_depth_agreement"] = agreement.to_dict()
+    if isinstance(controller, UtilityAllocator):  # the same predictor, re-priced batch by batch on test
+        streamed = stream_trace(controller, test, budget, batch_size=STREAM_BATCH)
+        z = test.logits[np.arange(test.n_samples), streamed.depth]
+        out["stream"] = {"batch_size": STREAM_BATCH, "mean_cost": streamed.mean_cost, "auc": fast_auc(test.labels, z),
+                         "lam_min": float(np.min(streamed.lams)), "lam_max": float(np.max(streamed.lams))}
+    return out
+
+
+def run_dataset(name: str, valid_path: Path, test_path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    valid, test = load_trace(valid_path), load_trace(test_path)
+    table = headroom_table(test)
+    frontier = fixed_frontier(test)
+    budgets = {f"depth{d}": budget_at_depth(valid, d) for d in args.budget_depths}
+    oracle_curve = budgeted_oracle_curve(test, n_points=21)
+    result: dict[str, Any] = {
+        "valid_trace": str(valid_path), "test_trace": str(test_path),
+        "n_valid": valid.n_samples, "n_test": test.n_samples, "max_depth": test.max_depth,
+        "has_hidden": test.hidden is not None, "features": sorted(test.features),
+        "headroom_test": table.to_dict(), "fixed_frontier_test": frontier.to_dict(),
+        "budgets": budgets, "budgeted_oracle_test": oracle_curve.to_dict(),
+        "controllers": {},
+    }
+    if "needed_depth" in test.features:
+        result["oracle_needed_depth_agreement"] = needed_depth_agreement(test).to_dict()
+        result["fixed_depth_needed_depth_agreement"] = {
+            f"depth{d}": depth_agreement(np.full(test.n_samples, d), test.features["needed_depth"]).to_dict()
+            for d in range(test.n_depths)
+        }
+    storage = f"sqlite:///{(args.out / 'learned_controllers_studies' / f'{name}.db').resolve()}"
+    curves, points = [], []
+    chosen = [c for c in CONTROLLERS if not args.controllers or c[0] in args.controllers]
+    for label, reg, base in tqdm(chosen, desc=name, leave=False):
+        started = time.perf_counter()
+        entry: dict[str, Any] = {"registry_name": reg, "base_params": base, "at_budget": {}}
+        sweep_source = None
+        for key, budget in budgets.items():
+            # one study per budget: the controller is tuned for the cost it is evaluated at
+            try:
+                tuned = tune_controller(reg, valid, budget=budget, n_trials=args.trials, base_params=base,
+                                        storage=storage, out_dir=str(args.out), study_name=f"{label}-{key}", seed=args.seed)
+            except BudgetError as exc:
+                entry["at_budget"][key] = {"budget": budget, "feasible": False, "reason": str(exc)}
+                continue
+            controller = refit(reg, {**base, **tuned.best_params}, valid)
+            row = evaluate_at(controller, valid, test, budget, table.oracle.auc, frontier, args.bootstrap, args.seed)
+            row["tuning"] = {"best_params": tuned.best_params, "best_tune_auc": tuned.best_value,
+                             "n_trials": tuned.n_trials, "study": tuned.study_name, "storage": tuned.storage}
+            row["params"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in controller.get_params().items()}
+            entry["at_budget"][key] = row
+            if row["feasible"]:
+                points.append((f"{label} @ {key}", row["test"]["mean_cost"], row["test"]["auc"]))
+                sweep_source = sweep_source or controller
+        if sweep_source is None:
+            entry["error"] = "; ".join(v["reason"] for v in entry["at_budget"].values())
+            result["controllers"][label] = entry
+            tqdm.write(f"{name}/{label}: infeasible at every budget")
+            continue
+        curve = sweep(sweep_source, test, n_points=args.curve_points, name=label)  # the first budget's setting
+        entry["sweep_test"] = curve.to_dict()
+        curves.append(curve)
+        entry["seconds"] = time.perf_counter() - started
+        result["controllers"][label] = entry
+        summary = ", ".join(
+            f"{k}: AUC {v['test']['auc']:.5f} @ {v['test']['mean_cost']:.4g} captured {v['headroom_captured']['captured_mixture']:+.3f}"
+            + (f" CI [{v['bootstrap_vs_mixture_frontier']['low']:+.5f}, {v['bootstrap_vs_mixture_frontier']['high']:+.5f}]"
+               if v.get("bootstrap_vs_mixture_frontier") else "")
+            for k, v in entry["at_budget"].items() if v["feasible"]
+        )
+        tqdm.write(f"{name}/{label} ({entry['seconds']:.0f} s): {summary}")
+    plot = args.out / f"learned_controllers_{name}.png"
+    plot_benchmark(plot, curves, frontier, oracle_curve, points, title=f"{name} test split: controllers vs fixed depths")
+    result["plot"] = plot.name
+    result["target"] = target_check(result)
+    return result
+
+
+def plot_benchmark(path: Path, curves, frontier, oracle_curve, points, title: str) -> None:
+    """Two panels: everything with the budgeted oracle (left), and a zoom on the fixed frontier (right).
+
+    Each controller's knob sweep is a line; its calibrated points are a star (first budget)
+    and a diamond (second budget) in the same colour.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from adaptive_loop.io import write_with
+
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5), dpi=110)
+    try:
+        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        kc, ka = frontier.costs[frontier.kept], frontier.aucs[frontier.kept]
+        xmax = max([float(frontier.costs[-1])] + [float(c.costs.max()) for c in curves if c.costs.size])
+        for panel, ax in enumerate(axes):
+            ax.plot(frontier.costs, frontier.aucs, "o", color="0.4", label="fixed depths")
+            for t, (c, a) in enumerate(zip(frontier.costs, frontier.aucs)):
+                ax.annotate(str(t), (c, a), textcoords="offset points", xytext=(3, -10), fontsize=7, color="0.3")
+            ax.plot(list(kc) + [xmax], list(ka) + [ka[-1]], "-", color="0.2", lw=2, label="fixed-depth frontier")
+            if panel == 0:
+                ax.plot(oracle_curve.budgets, oracle_curve.auc, "--", color="tab:red", label="budgeted oracle (uses labels)")
+            for i, curve in enumerate(curves):
+                colour = colours[i % len(colours)]
+                ax.plot(curve.costs, curve.aucs, ".-", color=colour, lw=1, ms=3, label=f"{curve.name}")
+                mine = [p for p in points if p[0].startswith(curve.name + " @ ")]
+                for j, (_, cost, auc) in enumerate(mine):
+                    ax.plot([cost], [auc], "*" if j == 0 else "D", color=colour, ms=11 if j == 0 else 6, mec="k", mew=0.5)
+            ax.set_xlabel("mean cost (FLOPs/sample)")
+            ax.set_ylabel("AUC (test)")
+            ax.grid(True, alpha=0.3)
+        ys = np.concatenate([frontier.aucs] + [c.aucs for c in curves if c.aucs.size])
+        pad = 0.15 * max(float(ys.max() - ys.min()), 1e-4)
+        axes[1].set_ylim(float(ys.min()) - pad, float(ys.max()) + pad)
+        axes[0].set_title("with the budgeted oracle")
+        axes[1].set_title("zoom on the fixed frontier (star: 1st budget, diamond: 2nd)")
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="center right", fontsize=8)
+        fig.suptitle(title)
+        fig.tight_layout(rect=(0, 0, 0.84, 1))
+        write_with(path, lambda tmp: fig.savefig(tmp, format="png"))
+    finally:
+        plt.close(fig)
+
+
+def target_check(result: dict[str, Any]) -> dict[str, Any]:
+    """Does any controller beat the frontier (bootstrap low > 0) and capture >= 25% of the headroom?"""
+    winners = []
+    for label, entry in result["controllers"].items():
+        for key, row in entry.get("at_budget", {}).items():
+            ci = row.get("bootstrap_vs_mixture_frontier")
+            if not row.get("feasible") or ci is None:
+                continue
+            cap = row["headroom_captured"]["captured_mixture"]
+            if ci["low"] > 0 and cap >= 0.25:
+                winners.append({"controller": label, "budget": key, "ci_low": ci["low"], "captured_mixture": cap})
+    return {"met": bool(winners), "winners": winners}
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = ["# Learned depth controllers vs the fixed-depth frontier (test split)", "",
+             f"Command: `{results['command']}`", ""]
+    for name, res in results["datasets"].items():
+        head = res["headroom_test"]
+        lines += [f"## {name}", "",
+                  f"test rows {res['n_test']}, K = {res['max_depth']}; best fixed depth {head['best_fixed_depth']} "
+                  f"(AUC {head['best_fixed_auc']:.5f}), oracle AUC {head['oracle']['auc']:.5f}, gap {head['gap_auc']:+.5f}", "",
+                  "| controller | budget | AUC | mean cost (FLOPs) | frontier AUC (mixture) | captured (interp.) | captured (mixture) | 95% CI of AUC - mixture |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for label, entry in res["controllers"].items():
+            if "error" in entry:
+                lines.append(f"| {label} | - | error: {entry['error']} | | | | | |")
+                continue
+            for key, row in entry["at_budget"].items():
+                if not row["feasible"]:
+                    lines.append(f"| {label} | {key} | infeasible ({row['reason']}) | | | | | |")
+                    continue
+                t, hc, ci = row["test"], row["headroom_captured"], row["bootstrap_vs_mixture_frontier"]
+                ci_text = "" if ci is None else f"{ci['estimate']:+.5f} [{ci['low']:+.5f}, {ci['high']:+.5f}]"
+                lines.append(f"| {label} | {key} | {t['auc']:.5f} | {t['mean_cost']:.5g} | {hc['mixture_auc']:.5f} | "
+                             f"{hc['captured']:+.3f} | {hc['captured_mixture']:+.3f} | {ci_text} |")
+        if "oracle_needed_depth_agreement" in res:
+            lines += ["", "Recovery of the generator's needed depth (exact / within one / Spearman):", "",
+                      "| depths from | budget | exact | within one | Spearman |", "|---|---|---|---|---|"]
+            o = res["oracle_needed_depth_agreement"]
+            lines.append(f"| oracle (uses labels) | - | {o['exact']:.3f} | {o['within_one']:.3f} | {o['spearman']:.3f} |")
+            for label, entry in res["controllers"].items():
+                for key, row in entry.get("at_budget", {}).items():
+                    a = row.get("needed_depth_agreement")
+                    if a:
+                        lines.append(f"| {label} | {key} | {a['exact']:.3f} | {a['within_one']:.3f} | {a['spearman']:.3f} |")
+        tgt = res["target"]
+        lines += ["", f"Target (bootstrap low > 0 and >= 25% of the headroom captured): "
+                      f"{'met by ' + ', '.join(w['controller'] + ' @ ' + w['budget'] for w in tgt['winners']) if tgt['met'] else 'not met'}",
+                  "", f"![{name}]({res['plot']})", ""]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", action="append", required=True, metavar="NAME=VALID,TEST")
+    parser.add_argument("--trials", type=int, default=12, help="Optuna trials per controller and dataset")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap resamples")
+    parser.add_argument("--curve-points", type=int, default=25)
+    parser.add_argument("--budget-depths", type=float, nargs="+", default=[1.0, 2.0])
+    parser.add_argument("--controllers", nargs="*", help="subset of controller labels")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "command": "python benchmarks/bench_learned_controllers.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
+        "trials_per_controller_and_budget": args.trials, "seed": args.seed, "datasets": {},
+    }
+    for item in args.dataset:
+        name, valid_path, test_path = parse_dataset(item)
+        results["datasets"][name] = run_dataset(name, valid_path, test_path, args)
+        results["seconds"] = time.perf_counter() - started
+        write_json(args.out / "learned_controllers.json", results)  # keep what is done if a later dataset fails
+    write_text(args.out / "learned_controllers.md", markdown(results))
+    for name, res in results["datasets"].items():
+        print(f"{name}: target {'MET' if res['target']['met'] else 'not met'} {res['target']['winners']}")
+    print(f"wrote {args.out / 'learned_controllers.json'} and {args.out / 'learned_controllers.md'}")
+
+
+if __name__ == "__main__":
+    main()
