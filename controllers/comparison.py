@@ -27,6 +27,7 @@ from controllers.bootstrap import controller_vs_frontier_ci
 from controllers.curves import Curve, FixedFrontier, fixed_frontier, headroom_captured, sweep
 from controllers.evaluation import evaluate
 from controllers.registry import make_controller
+from controllers.risk import disagreement, risk_calibrate
 from oracle.budgeted import BudgetedOracleCurve, budgeted_oracle_curve
 from oracle.headroom import HeadroomTable, headroom_table
 
@@ -99,6 +100,39 @@ class BudgetResult:
                    nan, [], status=reason)
 
 
+@dataclass(frozen=True)
+class RiskResult:
+    """A controller whose knob was chosen by Learn-then-Test on valid, with the realised risk on test."""
+
+    controller: str
+    epsilon: float
+    delta: float
+    alpha: float
+    certified: bool
+    knob: float
+    calibration_risk: float
+    test_risk: float  # realised rate of |p_early - p_full| > epsilon on the test split
+    test_auc: float
+    test_mean_cost: float
+    full_depth_cost: float
+
+
+def risk_controlled(
+    valid: DepthTrace, test: DepthTrace, spec: ControllerSpec, epsilon: float = 0.02, delta: float = 0.1,
+    alpha: float = 0.1,
+) -> RiskResult:
+    """Fit on valid, choose the knob by Learn-then-Test on valid, measure the realised risk on test."""
+    controller = make_controller(spec.name, **spec.params).fit(valid)
+    calibration = risk_calibrate(controller, valid, epsilon=epsilon, delta=delta, alpha=alpha)
+    report = evaluate(controller, test)
+    return RiskResult(
+        controller=spec.display, epsilon=epsilon, delta=delta, alpha=alpha, certified=calibration.certified,
+        knob=calibration.knob, calibration_risk=calibration.calibration_risk,
+        test_risk=float(disagreement(controller, test, epsilon).mean()), test_auc=report.auc,
+        test_mean_cost=report.mean_cost, full_depth_cost=float(CostModel.from_trace(test).fixed_depth(test.max_depth)),
+    )
+
+
 @dataclass
 class Comparison:
     """Everything a controller comparison on one dataset produced."""
@@ -109,6 +143,7 @@ class Comparison:
     oracle_curve: BudgetedOracleCurve
     results: list[BudgetResult]
     curves: list[Curve]
+    risk: list[RiskResult] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,6 +153,7 @@ class Comparison:
             "budgeted_oracle": self.oracle_curve.to_dict(),
             "results": [asdict(r) for r in self.results],
             "curves": [c.to_dict() for c in self.curves],
+            "risk_controlled": [asdict(r) for r in self.risk],
         }
 
     def to_markdown(self) -> str:
@@ -135,6 +171,19 @@ class Comparison:
                 f"| {r.controller} | {r.budget_depth:g} | {r.auc:.5f} | {r.mean_cost:,.0f} | {r.frontier_auc:.5f} "
                 f"| {r.headroom_captured:+.3f} | {r.diff_vs_mixture:+.5f} [{r.diff_low:+.5f}, {r.diff_high:+.5f}] |"
             )
+        if self.risk:
+            lines += [
+                "",
+                "Risk-controlled knobs (Learn-then-Test on valid; risk = share of samples with |p_early - p_full| > eps):",
+                "",
+                "| controller | eps | guarantee: risk <= delta w.p. >= 1 - alpha | certified | valid risk | test risk | test AUC | test cost / full depth |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+            for r in self.risk:
+                lines.append(
+                    f"| {r.controller} | {r.epsilon:g} | delta={r.delta:g}, alpha={r.alpha:g} | {r.certified} "
+                    f"| {r.calibration_risk:.4f} | {r.test_risk:.4f} | {r.test_auc:.5f} | {r.test_mean_cost / r.full_depth_cost:.3f} |"
+                )
         return "\n".join(lines) + "\n"
 
 
@@ -148,8 +197,13 @@ def compare_controllers(
     seed: int = 0,
     dataset: str = "",
     progress: bool = True,
+    risk: tuple[float, float, float] | None = (0.02, 0.1, 0.1),
 ) -> Comparison:
-    """Run the protocol in the module docstring for every spec and budget."""
+    """Run the protocol in the module docstring for every spec and budget.
+
+    `risk` = (epsilon, delta, alpha) also calibrates each controller by Learn-then-Test
+    (`controllers/risk.py`) and reports the realised test risk beside the guarantee; None skips it.
+    """
     cost_model = CostModel.from_trace(valid)
     table = headroom_table(test)
     frontier = fixed_frontier(test)
@@ -187,4 +241,5 @@ def compare_controllers(
         curve = sweep(fitted[spec.display], test, n_points=curve_points)
         curves.append(Curve(spec.display, curve.knob_name, curve.knobs, curve.costs, curve.aucs, curve.loglosses))
     oracle_curve = budgeted_oracle_curve(test, n_points=max(curve_points, 11))
-    return Comparison(dataset or test.meta.dataset, table, frontier, oracle_curve, results, curves)
+    risks = [] if risk is None else [risk_controlled(valid, test, spec, *risk) for spec in specs]
+    return Comparison(dataset or test.meta.dataset, table, frontier, oracle_curve, results, curves, risks)

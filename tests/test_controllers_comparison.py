@@ -37,3 +37,16 @@ def test_budgets_are_met_on_valid_and_infeasible_ones_are_reported() -> None:
     assert patient.status != "ok" and "cheapest" in patient.status and math.isnan(patient.auc)
     assert "infeasible" in result.to_markdown()
     assert result.to_dict()["results"][0]["controller"] == "confidence"
+
+
+def test_risk_controlled_knob_reports_the_realised_test_risk() -> None:
+    valid, test = make_trace(n=4000, seed=3, split="valid"), make_trace(n=4000, seed=4)
+    result = compare_controllers(valid, test, [ControllerSpec("confidence")], budget_depths=(1.0,), n_bootstrap=20,
+                                 curve_points=5, progress=False, risk=(0.05, 0.2, 0.1))
+    (risk,) = result.risk
+    assert (risk.epsilon, risk.delta, risk.alpha) == (0.05, 0.2, 0.1)
+    if risk.certified:
+        assert risk.calibration_risk <= risk.delta  # Learn-then-Test only certifies below delta
+    assert 0.0 <= risk.test_risk <= 1.0
+    assert 0.0 < risk.test_mean_cost <= risk.full_depth_cost * 1.5
+    assert "Learn-then-Test" in result.to_markdown()
