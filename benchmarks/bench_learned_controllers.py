@@ -11,7 +11,9 @@ controller's realised test cost). Allocators are also run as a stream (re-priced
 batch). A plot per dataset shows every controller's knob sweep on test (the setting tuned
 for the first budget), the fixed frontier and the budgeted oracle. On synthetic traces
 (which carry the generator's `needed_depth`) it also reports how well each controller's
-depths recover the needed depth. The test trace is never used to fit, tune or calibrate.
+depths recover the needed depth; `--simulated-rows N` adds a controlled simulated trace
+whose predictions do depend on the needed depth (see `simulated_trace`). The test trace is
+never used to fit, tune or calibrate.
 
     python benchmarks/bench_learned_controllers.py \\
         --dataset frappe_x1=runs/frappe/trace_valid.parquet,runs/frappe/trace_test.parquet \\
@@ -37,7 +39,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from adaptive_loop.errors import BudgetError
+from adaptive_loop.errors import AdaptiveLoopError, BudgetError
 from adaptive_loop.io import write_json, write_text
 from adaptive_loop.trace import DepthTrace, load_trace
 from controllers.allocator import UtilityAllocator, stream_trace
@@ -67,12 +69,51 @@ CONTROLLERS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
+def simulated_trace(n: int, max_depth: int, seed: int, split: str) -> DepthTrace:
+    """A simulated trace whose predictions converge at a known per-sample needed depth.
+
+    Not a model's output: a controlled check that a controller *can* recover the needed depth
+    when the per-depth predictions depend on it (the trained LoopCTR traces may not). Each
+    sample's logit walks from an uninformed prior to its true logit, reaching it at
+    `needed_depth` (0..K); 30% drift away afterwards (overthinking). The side column
+    `hist_len` is a noisy hint of the needed depth (longer histories need more hops); the
+    ground truth `needed_depth` is stored but never read by a controller. FLOPs are those of
+    the synthetic LoopCTR run (Entry 509k, Loop 528k, Exit 125k).
+    """
+    from adaptive_loop.metrics import sigmoid
+    from adaptive_loop.trace import TraceMeta
+
+    rng = np.random.default_rng(seed)
+    k = max_depth
+    needed = rng.integers(0, k + 1, n)
+    u = rng.normal(-0.8, 1.6, n)
+    labels = (rng.random(n) < sigmoid(u)).astype(np.float32)
+    prior = rng.normal(-0.8, 0.3, n)
+    t = np.arange(k + 1)[None, :]
+    progress = np.minimum(1.0, (t + 1) / (needed[:, None] + 1.0))
+    walk = np.cumsum(rng.normal(0.0, 0.25, (n, k + 1)), axis=1)
+    drift = np.maximum(t - needed[:, None], 0) * ((rng.random(n) < 0.3) * rng.normal(0, 0.3, n))[:, None]
+    logits = prior[:, None] + progress * (u - prior)[:, None] + (1 - progress) * walk + drift
+    hist_len = np.maximum(0, np.round(4 * needed + rng.normal(0, 3, n))).astype(np.int64)
+    meta = TraceMeta(flops_entry=509440.0, flops_loop=528384.0, flops_exit=125056.0, max_depth=k, train_loops=3,
+                     dataset="simulated", split=split)
+    return DepthTrace(ids=np.arange(n), labels=labels, logits=logits.astype(np.float32), meta=meta,
+                      features={"needed_depth": needed.astype(np.int64), "hist_len": hist_len})
+
+
 def parse_dataset(text: str) -> tuple[str, Path, Path]:
     name, sep, paths = text.partition("=")
     parts = paths.split(",")
     if not sep or len(parts) != 2:
         raise SystemExit(f"--dataset expects NAME=VALID.parquet,TEST.parquet, got {text!r}")
     return name, Path(parts[0]), Path(parts[1])
+
+
+def parse_joint(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not path:
+        raise SystemExit(f"--joint-checkpoint expects NAME=CHECKPOINT.pt, got {text!r}")
+    return name, Path(path)
 
 
 def evaluate_at(controller, valid: DepthTrace, test: DepthTrace, budget: float, oracle_auc: float, frontier,
@@ -102,14 +143,19 @@ def evaluate_at(controller, valid: DepthTrace, test: DepthTrace, budget: float, 
     return out
 
 
-def run_dataset(name: str, valid_path: Path, test_path: Path, args: argparse.Namespace) -> dict[str, Any]:
-    valid, test = load_trace(valid_path), load_trace(test_path)
+def run_dataset(name: str, valid_path: Path | None, test_path: Path | None, args: argparse.Namespace) -> dict[str, Any]:
+    if valid_path is None or test_path is None:  # the simulated check
+        valid = simulated_trace(args.simulated_rows, 5, seed=args.seed + 1, split="valid")
+        test = simulated_trace(args.simulated_rows, 5, seed=args.seed + 2, split="test")
+    else:
+        valid, test = load_trace(valid_path), load_trace(test_path)
     table = headroom_table(test)
     frontier = fixed_frontier(test)
     budgets = {f"depth{d}": budget_at_depth(valid, d) for d in args.budget_depths}
     oracle_curve = budgeted_oracle_curve(test, n_points=21)
     result: dict[str, Any] = {
-        "valid_trace": str(valid_path), "test_trace": str(test_path),
+        "valid_trace": str(valid_path) if valid_path else f"simulated_trace(n={args.simulated_rows}, seed={args.seed + 1})",
+        "test_trace": str(test_path) if test_path else f"simulated_trace(n={args.simulated_rows}, seed={args.seed + 2})",
         "n_valid": valid.n_samples, "n_test": test.n_samples, "max_depth": test.max_depth,
         "has_hidden": test.hidden is not None, "features": sorted(test.features),
         "headroom_test": table.to_dict(), "fixed_frontier_test": frontier.to_dict(),
@@ -125,6 +171,9 @@ def run_dataset(name: str, valid_path: Path, test_path: Path, args: argparse.Nam
     storage = f"sqlite:///{(args.out / 'learned_controllers_studies' / f'{name}.db').resolve()}"
     curves, points = [], []
     chosen = [c for c in CONTROLLERS if not args.controllers or c[0] in args.controllers]
+    joint = dict(parse_joint(j) for j in args.joint_checkpoint)
+    if name in joint:  # an ACT head trained together with this run's model (train.halting)
+        chosen.append(("act_joint", "act", {"mode": "joint", "checkpoint": str(joint[name])}))
     for label, reg, base in tqdm(chosen, desc=name, leave=False):
         started = time.perf_counter()
         entry: dict[str, Any] = {"registry_name": reg, "base_params": base, "at_budget": {}}
@@ -132,13 +181,18 @@ def run_dataset(name: str, valid_path: Path, test_path: Path, args: argparse.Nam
         for key, budget in budgets.items():
             # one study per budget: the controller is tuned for the cost it is evaluated at
             try:
-                tuned = tune_controller(reg, valid, budget=budget, n_trials=args.trials, base_params=base,
+                trials = 1 if base.get("mode") == "joint" else args.trials  # nothing to tune but the knob
+                tuned = tune_controller(reg, valid, budget=budget, n_trials=trials, base_params=base,
                                         storage=storage, out_dir=str(args.out), study_name=f"{label}-{key}", seed=args.seed)
             except BudgetError as exc:
                 entry["at_budget"][key] = {"budget": budget, "feasible": False, "reason": str(exc)}
                 continue
-            controller = refit(reg, {**base, **tuned.best_params}, valid)
-            row = evaluate_at(controller, valid, test, budget, table.oracle.auc, frontier, args.bootstrap, args.seed)
+            try:
+                controller = refit(reg, {**base, **tuned.best_params}, valid)
+                row = evaluate_at(controller, valid, test, budget, table.oracle.auc, frontier, args.bootstrap, args.seed)
+            except AdaptiveLoopError as exc:  # reported in the results, not fatal for the other controllers
+                entry["at_budget"][key] = {"budget": budget, "feasible": False, "reason": f"{type(exc).__name__}: {exc}"}
+                continue
             row["tuning"] = {"best_params": tuned.best_params, "best_tune_auc": tuned.best_value,
                              "n_trials": tuned.n_trials, "study": tuned.study_name, "storage": tuned.storage}
             row["params"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in controller.get_params().items()}
@@ -273,12 +327,16 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", action="append", required=True, metavar="NAME=VALID,TEST")
+    parser.add_argument("--dataset", action="append", default=[], metavar="NAME=VALID,TEST")
     parser.add_argument("--trials", type=int, default=12, help="Optuna trials per controller and dataset")
     parser.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap resamples")
     parser.add_argument("--curve-points", type=int, default=25)
     parser.add_argument("--budget-depths", type=float, nargs="+", default=[1.0, 2.0])
     parser.add_argument("--controllers", nargs="*", help="subset of controller labels")
+    parser.add_argument("--joint-checkpoint", action="append", default=[], metavar="NAME=CHECKPOINT",
+                        help="also run ACT with the head trained jointly with this dataset's model (train.halting)")
+    parser.add_argument("--simulated-rows", type=int, default=0,
+                        help="also run the controlled simulated check with this many rows per split (0 = skip)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -292,8 +350,10 @@ def main() -> None:
         "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
         "trials_per_controller_and_budget": args.trials, "seed": args.seed, "datasets": {},
     }
-    for item in args.dataset:
-        name, valid_path, test_path = parse_dataset(item)
+    items: list[tuple[str, Path | None, Path | None]] = [parse_dataset(item) for item in args.dataset]
+    if args.simulated_rows > 0:
+        items.append(("simulated", None, None))
+    for name, valid_path, test_path in items:
         results["datasets"][name] = run_dataset(name, valid_path, test_path, args)
         results["seconds"] = time.perf_counter() - started
         write_json(args.out / "learned_controllers.json", results)  # keep what is done if a later dataset fails

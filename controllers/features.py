@@ -27,10 +27,14 @@ GROUND_TRUTH_FEATURES = frozenset({"needed_depth", "true_prob", "label", "labels
 
 
 def side_feature_names(
-    available: Sequence[str], include: Sequence[str] | None = None, exclude: Sequence[str] = (), owner: str = "controller"
+    available: Sequence[str], include: Sequence[str] | str | None = None, exclude: Sequence[str] = (),
+    owner: str = "controller",
 ) -> list[str]:
-    """The side columns a controller reads: `include` (or every available column) minus
-    ground truth and `exclude`, sorted. Naming a ground-truth column is a `ConfigError`."""
+    """The side columns a controller reads: `include` (or every available column; a comma-separated
+    string works too) minus ground truth and `exclude`, sorted. Naming a ground-truth column is a
+    `ConfigError`."""
+    if isinstance(include, str):  # "a,b" from a command line `--param features=a,b`
+        include = [part.strip() for part in include.split(",") if part.strip()]
     if include is not None:
         leaked = sorted(set(include) & GROUND_TRUTH_FEATURES)
         if leaked:

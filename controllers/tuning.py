@@ -98,6 +98,8 @@ def _allocator_space(trial, trace: DepthTrace, base: Mapping[str, Any]) -> dict[
 
 def default_space(name: str, base: Mapping[str, Any]) -> SpaceFn:
     """The hyperparameter ranges searched for a registered controller."""
+    if name == "act" and base.get("mode") == "joint":
+        return lambda t, tr: {}  # the head was trained with the model: only the knob is left
     spaces: dict[str, SpaceFn] = {
         "act": _act_space,
         "exit_gate": _gate_space,
@@ -217,7 +219,11 @@ def tune_controller(
     study = create_or_resume(open_storage(storage, out_dir), study_name, directions, sampler_factory, seed, attrs)
 
     def objective(trial):
-        params = {**base, **fn(trial, valid)}
+        space_params = fn(trial, valid)
+        # values the space fixes without asking the sampler (e.g. use_hidden=False on a trace
+        # without summaries) are not in trial.params: keep them so the refit uses them too
+        trial.set_user_attr("fixed_params", {k: _plain(v) for k, v in space_params.items() if k not in trial.params})
+        params = {**base, **space_params}
         controller = make_controller(name, **params).fit(fit_part)
         if multi_objective:
             target = budget_at_depth(valid, trial.suggest_float("budget_depth", 0.0, float(valid.max_depth)))
@@ -260,7 +266,9 @@ def _result(study, name, study_name, url, multi, budget, base, lo_cost, hi_cost)
         mid = 0.5 * (lo_cost + hi_cost)
         pick = [p for p in pareto if p["mean_cost"] <= mid] or pareto
         chosen = max(pick, key=lambda p: p["auc"])
-        best_params, best_value = {k: v for k, v in chosen["params"].items() if k != "budget_depth"}, chosen["auc"]
+        fixed = study.trials[chosen["number"]].user_attrs.get("fixed_params", {})
+        best_params = {**{k: v for k, v in chosen["params"].items() if k != "budget_depth"}, **fixed}
+        best_value = chosen["auc"]
         chosen_budget = chosen["mean_cost"]
     else:
         feasible = [t for t in complete if t.user_attrs.get("violation", 0.0) <= 0.0]
@@ -270,7 +278,7 @@ def _result(study, name, study_name, url, multi, budget, base, lo_cost, hi_cost)
                 f"raise the budget (every depth-0 prediction costs {lo_cost:.6g})"
             )
         best = max(feasible, key=lambda t: t.value)
-        best_params, best_value = dict(best.params), float(best.value)
+        best_params, best_value = {**best.params, **best.user_attrs.get("fixed_params", {})}, float(best.value)
         chosen_budget = float(budget)
     return ControllerTuneResult(
         controller=name, study_name=study_name, storage=url, multi_objective=multi,

@@ -152,6 +152,9 @@ def test_ground_truth_is_excluded_and_cannot_be_requested(traces, fitted):
     for c in fitted.values():
         assert not set(c.features_.names) & GROUND_TRUTH_FEATURES
     assert side_feature_names(["needed_depth", "seq_len", "true_prob"]) == ["seq_len"]
+    assert side_feature_names(["seq_len", "id_user"], include="id_user, seq_len") == ["id_user", "seq_len"]
+    with pytest.raises(ConfigError, match="ground truth"):
+        side_feature_names(["needed_depth", "seq_len"], include="seq_len,needed_depth")
     with pytest.raises(ConfigError, match="ground truth"):
         make_controller("lgbm_depth", features=("needed_depth", "seq_len")).fit(valid)
     with pytest.raises(ConfigError, match="ground truth"):

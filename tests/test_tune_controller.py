@@ -54,13 +54,23 @@ def test_unreachable_budget_is_a_violated_constraint(valid, tmp_path):
     assert all(t.user_attrs["violation"] > 0 for t in study.trials)
 
 
-def test_learned_controller_and_refit(valid, tmp_path):
+def test_learned_controller_and_refit(tmp_path):
+    valid = make_trace(1600, max_depth=4, seed=21, split="valid", flops=(1e5, 2e4, 5e3))  # a head is cheap next to a loop
     budget = budget_at_depth(valid, 1.0)
     result = tune_controller("act", valid, budget=budget, n_trials=2, base_params={"epochs": 3}, out_dir=str(tmp_path))
-    assert {"tau", "train_eps", "hidden", "lr"} <= set(result.best_params)
+    assert {"tau", "train_eps", "hidden", "lr", "loss"} <= set(result.best_params)
     c = refit("act", {**result.base_params, **result.best_params}, valid, budget)
     assert c.calibration_.mean_cost <= budget + 1e-9
     assert c.epochs == 3
+
+
+def test_values_fixed_by_the_space_reach_the_refit(tmp_path):
+    """On a trace without summaries the space fixes use_hidden=False without asking the sampler."""
+    plain = make_trace(1200, max_depth=4, seed=23, split="valid", hidden_dim=None, flops=(1e5, 2e4, 5e3))
+    budget = budget_at_depth(plain, 1.0)
+    result = tune_controller("exit_gate", plain, budget=budget, n_trials=2, base_params={"epochs": 2}, out_dir=str(tmp_path))
+    assert result.best_params["use_hidden"] is False
+    assert refit("exit_gate", {**result.base_params, **result.best_params}, plain, budget).uses_hidden_ is False
 
 
 def test_multi_objective_pareto_front_with_a_journal(valid, tmp_path):

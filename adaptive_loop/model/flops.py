@@ -63,7 +63,11 @@ def ffn_flops(t: int, d: int, hidden: int, moe: bool, n_experts: int, top_k: int
 
 
 def hyper_connection_flops(t: int, d: int, n: int, dynamic: bool) -> float:
-    """Merge A_m^T H (2 n d), residual mix A_r^T H (2 n^2 d), dynamic coefficients norm(H)[W_m|W_r|W_b] (2 n d (n+2))."""
+    """Merge A_m^T H (2 n d), residual mix A_r^T H (2 n^2 d), dynamic coefficients norm(H)[W_m|W_r|W_b] (2 n d (n+2)).
+
+    The merge and the mix run as broadcast multiply-and-sum, not matmuls (faster on CPU, see
+    `hyper.py`); they are counted all the same, so FlopCounterMode sees less than this.
+    """
     flops = 2 * n * d + 2 * n * n * d
     if dynamic:
         flops += 2 * n * d * (n + 2)

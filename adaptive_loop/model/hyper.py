@@ -15,9 +15,14 @@ Entry), the init block gives h_in = h and every stream becomes h + F(h): each st
 so the stream mean, equals a plain pre-norm residual block. The stream *sum* is n times
 that, which is why the default read-out is the mean (config `hc_readout`).
 
-FLOPs: the coefficient projection norm(H) [W_m|W_r|W_b], the merge A_m^T H and the
-residual mix A_r^T H are matmuls; the write-back B^T y is an outer product done
-elementwise (not counted, as FlopCounterMode does not count it).
+FLOPs: the coefficient projection norm(H) [W_m|W_r|W_b] is a matmul. The merge A_m^T H
+(n d multiply-adds per token) and the residual mix A_r^T H (n^2 d) are per-token n x n
+products: written as batched matmuls they become B*T tiny GEMMs, which on a CPU took ~11%
+of a LoopCTR training step on frappe_x1 (n = 2), so they are computed as broadcast
+multiply-and-sum instead (same arithmetic, about half the time). They are still counted as
+the multiply-adds they are (`flops.hyper_connection_flops`), although FlopCounterMode no
+longer sees them. The write-back B^T y is an outer product done elementwise (n d
+multiplies, no additions; not counted, as FlopCounterMode does not count it).
 """
 
 from __future__ import annotations
@@ -55,15 +60,14 @@ class HyperConnection(nn.Module):
 
     @staticmethod
     def merge(H: torch.Tensor, a_m: torch.Tensor) -> torch.Tensor:
-        """h_in = A_m(H)^T H: [B, T, n, d] -> [B, T, d]."""
-        a_m = a_m.expand(H.shape[:-1])
-        return (a_m.unsqueeze(-2) @ H).squeeze(-2)
+        """h_in = A_m(H)^T H = sum_i a_m[i] H[i]: [B, T, n, d] -> [B, T, d] (broadcast, see module docstring)."""
+        return (a_m.unsqueeze(-1) * H).sum(dim=-2)
 
     @staticmethod
     def write(H: torch.Tensor, y: torch.Tensor, a_r: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """H' = B(H)^T y + A_r(H)^T H: [B, T, n, d]."""
-        a_r = a_r.expand(*H.shape[:-1], H.shape[-2])
-        return b.unsqueeze(-1) * y.unsqueeze(-2) + a_r.transpose(-1, -2) @ H
+        """H' = B(H)^T y + A_r(H)^T H, i.e. H'[j] = b[j] y + sum_i a_r[i, j] H[i]: [B, T, n, d]."""
+        mixed = (a_r.unsqueeze(-1) * H.unsqueeze(-2)).sum(dim=-3)  # [.., i, j, d] summed over i
+        return b.unsqueeze(-1) * y.unsqueeze(-2) + mixed
 
 
 def expand_streams(h: torch.Tensor, n: int) -> torch.Tensor:

@@ -1,0 +1,147 @@
+"""The reproduction benchmark: results structure, aggregation over seeds, claim verdicts, resumption."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adaptive_loop.errors import ConfigError
+from adaptive_loop.reproduce.aggregate import Stat, summarize_variant
+from adaptive_loop.reproduce.cells import RESULT_FILE, CellResult, HeadroomSummary
+from adaptive_loop.reproduce.claims import FAILS, HOLDS, UNKNOWN_SPREAD, WITHIN_NOISE, beats
+from adaptive_loop.reproduce.runner import build_parser, run_benchmark
+from adaptive_loop.reproduce.variants import VARIANTS, resolve_variants
+
+VARIANTS_RUN = "loopctr_L0,loopctr_L2"
+
+
+def _args(tmp: Path, *extra: str) -> list[str]:
+    return [
+        "--dataset", "synthetic", "--config", "tiny", "--seeds", "1", "--epochs", "1", "--max-train-rows", "1200",
+        "--max-depth", "3", "--variants", VARIANTS_RUN, "--out-root", str(tmp / "runs"),
+        "--results-dir", str(tmp / "results"), "--skip-throughput", "--no-progress",
+        "--set", "data.options.n_rows=2000", *extra,
+    ]
+
+
+def _run(argv: list[str]):
+    return run_benchmark(build_parser().parse_args(argv), argv)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("reproduce")
+    return tmp, _run(_args(tmp))
+
+
+def test_results_json_has_every_cell_with_mean_std_and_labels_the_run_reduced(finished) -> None:
+    tmp, output = finished
+    payload = json.loads(output.json_path.read_text())
+    assert set(payload["variants"]) == {"loopctr_L0", "loopctr_L2"}
+    assert payload["reduced"] and any("1 seed" in r for r in payload["reduced"])
+    assert any("1,200 rows" in r for r in payload["reduced"])
+    assert payload["settings"]["max_train_rows"] == 1200 and payload["train_rows"] == 1200
+    for name, summary in payload["variants"].items():
+        assert [row["depth"] for row in summary["per_depth"]] == [0, 1, 2, 3]  # LoopCTR runs the whole grid
+        cell = json.loads((tmp / "runs" / name / "seed7" / RESULT_FILE).read_text())
+        for row, cell_row in zip(summary["per_depth"], cell["test"]):
+            assert row["test_auc"]["n"] == 1 and row["test_auc"]["std"] is None  # one seed: spread unknown, not 0
+            assert row["test_auc"]["mean"] == pytest.approx(cell_row["auc"])
+            assert row["flops_per_sample"] == cell_row["flops_per_sample"]
+        assert summary["dense_parameters"] > 0 and summary["seconds_per_epoch"]["mean"] > 0
+    headroom = payload["variants"]["loopctr_L2"]["headroom"]
+    assert headroom["all"]["max_depth"] == 3 and headroom["trained"]["max_depth"] == 2
+    assert headroom["all"]["oracle_auc"]["mean"] >= headroom["all"]["best_fixed_auc"]["mean"]
+    assert [c["claim"] for c in payload["claims"]] == [1, 2, 3, 4]
+    assert payload["claims"][3]["verdict"] == "not tested"  # no ablation was run
+    text = output.markdown_path.read_text()
+    assert "REDUCED RUN" in text and "| L=2 |" in text
+    for figure in payload["figures"].values():
+        assert (tmp / "results" / figure).stat().st_size > 0
+
+
+def test_rerun_skips_finished_cells_and_refuses_other_settings(finished, monkeypatch) -> None:
+    tmp, _ = finished
+    import adaptive_loop.train
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished cell was trained again")
+
+    monkeypatch.setattr(adaptive_loop.train, "train", no_training)
+    result_file = tmp / "runs" / "loopctr_L0" / "seed7" / RESULT_FILE
+    before = result_file.stat().st_mtime_ns
+    again = _run(_args(tmp))
+    assert result_file.stat().st_mtime_ns == before
+    assert set(json.loads(again.json_path.read_text())["variants"]) == {"loopctr_L0", "loopctr_L2"}
+    with pytest.raises(ConfigError, match="other settings"):
+        _run(_args(tmp)[:-1] + ["data.options.n_rows=2100"])  # another dataset size: not the same cell
+
+
+def test_unfinished_cell_resumes_from_its_checkpoint(finished) -> None:
+    tmp, _ = finished
+    folder = tmp / "runs" / "loopctr_L2" / "seed7"
+    old = json.loads((folder / RESULT_FILE).read_text())
+    (folder / RESULT_FILE).unlink()  # as if killed after training, before the evaluation was written
+    _run(_args(tmp))
+    new = json.loads((folder / RESULT_FILE).read_text())
+    assert new["epochs_run"] == old["epochs_run"] == 1  # resumed from last.pt: no epoch trained twice
+    assert [r["auc"] for r in new["test"]] == pytest.approx([r["auc"] for r in old["test"]])
+
+
+def _cell(seed: int, aucs: list[float]) -> CellResult:
+    rows = [{"depth": d, "auc": a, "logloss": 0.5, "gauc": None, "flops_per_sample": 100.0 * (d + 1)} for d, a in enumerate(aucs)]
+    head = HeadroomSummary(max_depth=len(aucs) - 1, best_fixed_depth=int(np.argmax(aucs)), best_fixed_auc=max(aucs),
+                           oracle_auc=max(aucs) + 0.03, gap=0.03, oracle_mean_depth=1.0, oracle_depth_counts=[1] * len(aucs))
+    return CellResult(variant="loopctr_L1", seed=seed, train_loops=1, test=rows, valid=rows, headroom={"all": head},
+                      dense_parameters=10, embedding_parameters=5, flops_entry=50, flops_loop=100, flops_exit=50,
+                      train_flops_per_sample=250, epochs_run=3, best_epoch=1, stopped_early=False, seconds_per_epoch=2.0 + seed,
+                      samples_per_second=100.0, train_rows=1000)
+
+
+def test_aggregation_gives_mean_and_sample_std_per_depth() -> None:
+    cells = [_cell(0, [0.70, 0.72]), _cell(1, [0.72, 0.74]), _cell(2, [0.74, 0.73])]
+    summary = summarize_variant(VARIANTS["loopctr_L1"], cells)
+    assert summary.auc(0).mean == pytest.approx(0.72)
+    assert summary.auc(0).std == pytest.approx(np.std([0.70, 0.72, 0.74], ddof=1))
+    assert summary.auc(1).values == (0.72, 0.74, 0.73)
+    assert summary.seconds_per_epoch.mean == pytest.approx(3.0)
+    assert summary.headroom["all"].gap.mean == pytest.approx(0.03)
+    assert summary.to_dict()["per_depth"][1]["test_auc"]["std"] == pytest.approx(0.01)
+
+
+def test_beats_needs_a_lead_larger_than_the_seeds_spread() -> None:
+    assert beats(Stat.of([0.80, 0.81, 0.82]), Stat.of([0.70, 0.71, 0.72])) == HOLDS
+    assert beats(Stat.of([0.80, 0.81, 0.82]), Stat.of([0.79, 0.80, 0.82])) == WITHIN_NOISE
+    assert beats(Stat.of([0.80]), Stat.of([0.79])) == UNKNOWN_SPREAD
+    assert beats(Stat.of([0.70, 0.71]), Stat.of([0.80, 0.81])) == FAILS
+    assert Stat.of([0.5]).std is None and math.isnan(Stat.of([]).mean)
+
+
+def test_variant_selection_by_group_and_name() -> None:
+    names = [v.name for v in resolve_variants("baselines,loopctr_L3")]
+    assert names == ["deepfm", "dcnv2", "stackctr_L3", "loopctr_L3"]
+    assert len(resolve_variants(None)) == 12
+    with pytest.raises(ConfigError, match="unknown variant"):
+        resolve_variants("loopctr_L9")
+
+
+def test_throughput_times_real_training_steps_and_writes_a_profile(tmp_path: Path) -> None:
+    from adaptive_loop.reproduce.runner import prepare_benchmark_data
+    from adaptive_loop.reproduce.settings import BenchmarkSettings, base_config_path
+    from adaptive_loop.reproduce.throughput import measure_throughput, profile_training
+
+    settings = BenchmarkSettings("synthetic", base_config_path("synthetic", "tiny"), ("data.options.n_rows=1500",), n_seeds=1)
+    config = settings.cell_config(VARIANTS["loopctr_L1"], settings.seeds[0])
+    data = prepare_benchmark_data(settings, progress=False)
+    result = measure_throughput(config, data, steps=3, warmup=1)
+    assert result.measured_steps == 3 and result.samples_per_second > 0
+    flops = result.forward_flops_per_sample
+    assert result.achieved_gflops == pytest.approx(result.samples_per_second * 3 * flops / 1e9)
+    assert all(m.gflops > 0 for m in result.matmul_square) and 0 < result.fraction_of_square_matmul < 1
+    path = profile_training(config, data, tmp_path / "profile.txt", active=2, header="tiny")
+    text = path.read_text()
+    assert text.startswith("tiny") and "aten::" in text and "Self CPU" in text
