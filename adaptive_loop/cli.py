@@ -58,6 +58,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
 
 # --------------------------------------------------------------------------- commands
 def cmd_train(args: argparse.Namespace) -> int:
+    """`adaptive-loop train`: train a model from the config into `--run-dir` (optionally `--resume`); returns 0."""
     from adaptive_loop.distributed import env_world, launched_distributed
     from adaptive_loop.train import train
     from adaptive_loop.workflows import default_run_dir
@@ -82,6 +83,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """`adaptive-loop evaluate`: print per-depth metrics of a run's split; returns 0.
+
+    Also writes the JSON, CSV and plot report (to `--out`, default the run directory).
+    """
     from adaptive_loop.workflows import evaluate_run
 
     result = evaluate_run(
@@ -97,6 +102,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
+    """`adaptive-loop trace`: write the depth trace of a run's split as parquet; returns 0.
+
+    The default output is `<run>/trace_<split>.parquet`.
+    """
     from adaptive_loop.workflows import trace_run
 
     out = args.out or str(Path(args.run) / f"trace_{args.split}.parquet")
@@ -113,6 +122,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """`adaptive-loop demo`: the end-to-end run on the embedded synthetic data; returns 0."""
     from adaptive_loop.demo import run_demo
 
     run_demo(out_dir=args.run_dir, rows=args.rows, epochs=args.epochs, seed=args.seed, progress=not args.no_progress)
@@ -120,6 +130,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    """`adaptive-loop config`: print the resolved config (defaults, file and overrides) as commented YAML; returns 0."""
     from adaptive_loop.config import describe_config
 
     print(describe_config(_config_from_args(args)), end="")
@@ -127,6 +138,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
+    """`adaptive-loop datasets`: print the built-in dataset names, one per line; returns 0."""
     from adaptive_loop.data.datasets import available_datasets
 
     for name in available_datasets():
@@ -136,6 +148,10 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
+    """The `adaptive-loop` argument parser.
+
+    Built-in subcommands plus those registered by the oracle, controllers, tune and score plugins.
+    """
     parser = argparse.ArgumentParser(
         prog="adaptive-loop",
         description="Adaptive-depth inference for looped CTR models: train LoopCTR, trace per-depth "
@@ -205,6 +221,11 @@ def _plugin_registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on `argv` (default `sys.argv[1:]`) and return the exit status.
+
+    0 on success; 2 for a user-fixable `AdaptiveLoopError` and 1 for an `OSError`, each
+    printed as one `error: ...` line instead of a traceback; 130 on Ctrl-C.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -119,6 +119,7 @@ class RunConfig:
         return self.trace.max_depth if self.trace.max_depth >= 0 else self.model.train_loops + 2
 
     def to_dict(self) -> dict[str, Any]:
+        """The whole config as nested plain dicts (`dataclasses.asdict`), as saved in checkpoints."""
         return dataclasses.asdict(self)
 
 

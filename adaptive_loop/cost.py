@@ -31,10 +31,12 @@ class CostModel:
 
     @classmethod
     def from_meta(cls, meta: TraceMeta) -> "CostModel":
+        """The per-part FLOPs/sample recorded in a trace's metadata (`flops_entry`, `flops_loop`, `flops_exit`)."""
         return cls(entry=float(meta.flops_entry), loop=float(meta.flops_loop), exit=float(meta.flops_exit))
 
     @classmethod
     def from_trace(cls, trace: DepthTrace) -> "CostModel":
+        """The cost model of the model that wrote `trace` (from `trace.meta`)."""
         return cls.from_meta(trace.meta)
 
     def cost(

@@ -29,6 +29,7 @@ class DepthMetrics:
     flops_per_sample: float
 
     def to_dict(self) -> dict[str, float | int | None]:
+        """The metrics as a plain dict (JSON/CSV row)."""
         return asdict(self)
 
 

@@ -39,6 +39,7 @@ class JointHalting:
         self.head = HaltingHead(self.in_dim, config.hidden, self.n_depths).to(device)
 
     def parameters(self) -> list[torch.nn.Parameter]:
+        """The halting head's parameters, for the optimiser."""
         return list(self.head.parameters())
 
     def loss(self, out: DepthOutputs, labels: torch.Tensor) -> torch.Tensor:
@@ -55,6 +56,7 @@ class JointHalting:
         return self.config.weight * act_loss(self.head(x), per_depth, self.config.eps, self.config.tau)
 
     def train(self, mode: bool = True) -> None:
+        """Put the head in training (`mode=True`) or eval mode; in training mode `loss` updates its input statistics."""
         self.head.train(mode)
 
     def payload(self) -> dict[str, Any]:
@@ -66,6 +68,7 @@ class JointHalting:
         }
 
     def restore(self, payload: dict[str, Any]) -> None:
+        """Load the head's weights from a checkpoint payload written by `payload()`."""
         self.head.load_state_dict(payload["state"])
 
 

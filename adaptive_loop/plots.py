@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from adaptive_loop.evaluation import DepthMetrics  # noqa: E402
-from adaptive_loop.io import write_with  # noqa: E402
+from adaptive_loop.evaluation import DepthMetrics
+from adaptive_loop.io import write_with
 
 
 def plot_depth_curves(rows: list[DepthMetrics], path: str | Path, title: str, train_loops: int | None = None) -> Path:
@@ -18,7 +15,8 @@ def plot_depth_curves(rows: list[DepthMetrics], path: str | Path, title: str, tr
     depths = [r.depth for r in rows]
     aucs = [r.auc for r in rows]
     flops = [r.flops_per_sample / 1e6 for r in rows]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))  # object API: the caller's matplotlib backend is left alone
+    left, right = fig.subplots(1, 2)
     left.plot(depths, aucs, marker="o", label="fixed depth")
     if train_loops is not None:
         left.axvline(train_loops, color="grey", linestyle="--", linewidth=1, label=f"trained loops L={train_loops}")
@@ -38,5 +36,4 @@ def plot_depth_curves(rows: list[DepthMetrics], path: str | Path, title: str, tr
     fig.tight_layout()
     target = Path(path)
     write_with(target, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
-    plt.close(fig)
     return target

@@ -59,10 +59,16 @@ class TraceMeta:
     format_version: int = TRACE_FORMAT_VERSION
 
     def to_json(self) -> str:
+        """The metadata as a JSON string (sorted keys), as stored in the trace parquet's schema metadata."""
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | bytes, source: str = "trace") -> "TraceMeta":
+        """Parse metadata written by `to_json`.
+
+        Raises `TraceError` naming `source` for invalid JSON, missing FLOPs/depth keys or
+        another format version; unknown keys are ignored.
+        """
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:

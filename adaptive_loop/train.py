@@ -98,6 +98,10 @@ class Monitor:
 
     @classmethod
     def parse(cls, text: str, train_loops: int) -> "Monitor":
+        """Parse 'auc@L', 'auc@<k>', 'mean_auc' or the same with logloss.
+
+        Raises `ConfigError` for anything else or for k deeper than `train_loops`.
+        """
         match = re.fullmatch(r"(auc|logloss)@(L|\d+)|mean_(auc|logloss)", text.strip())
         if not match:
             raise ConfigError(
@@ -113,10 +117,12 @@ class Monitor:
         return cls(metric=metric, depth=depth, maximise=metric == "auc")
 
     def value(self, aucs: list[float], loglosses: list[float]) -> float:
+        """The monitored number from per-depth validation AUCs and loglosses (one depth, or their mean)."""
         values = aucs if self.metric == "auc" else loglosses
         return float(np.mean(values)) if self.depth is None else float(values[self.depth])
 
     def improved(self, new: float, best: float, min_delta: float) -> bool:
+        """Whether `new` beats `best` by more than `min_delta` (True while `best` is NaN)."""
         if math.isnan(best):
             return True
         return new > best + min_delta if self.maximise else new < best - min_delta

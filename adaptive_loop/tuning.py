@@ -21,6 +21,8 @@ hopeless trials early.
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -108,7 +110,12 @@ def create_or_resume(
 
 
 def run_trials(study, objective: Callable, n_trials: int, show_progress: bool = False) -> int:
-    """Run until `n_trials` finished trials exist in the study (over all workers); returns how many ran here."""
+    """Run until `n_trials` finished trials exist in the study (over all workers); returns how many ran here.
+
+    Each trial records the worker (`host:pid`) that ran it as the user attribute `worker`.
+    With several workers the study can end with up to (workers - 1) extra finished trials:
+    a worker already inside a trial finishes it when another one reaches the count.
+    """
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
@@ -117,9 +124,15 @@ def run_trials(study, objective: Callable, n_trials: int, show_progress: bool = 
     missing = n_trials - finished_trials(study)
     if missing <= 0:
         return 0
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    def tagged(trial):  # which process ran a trial, so a shared study's history can be audited
+        trial.set_user_attr("worker", worker)
+        return objective(trial)
+
     before = len(study.get_trials(deepcopy=False))
     study.optimize(
-        objective, n_trials=missing, show_progress_bar=show_progress, gc_after_trial=False,
+        tagged, n_trials=missing, show_progress_bar=show_progress, gc_after_trial=False,
         callbacks=[MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED))],
         catch=(FloatingPointError,),
     )

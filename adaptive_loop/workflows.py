@@ -56,9 +56,11 @@ class EvaluationResult:
     embedding_parameters: int = 0
 
     def table(self) -> str:
+        """A fixed-width per-depth table (AUC, logloss, gAUC, FLOPs/sample); depths beyond L are marked."""
         return format_depth_table(self.rows, self.train_loops)
 
     def parameter_line(self) -> str:
+        """One line with the run's dense and embedding parameter counts."""
         return f"parameters: {self.dense_parameters:,} dense, {self.embedding_parameters:,} embedding"
 
 

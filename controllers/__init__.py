@@ -6,6 +6,32 @@ Evaluation (`evaluate`, curves, frontier, headroom captured, bootstrap intervals
 risk-controlled calibration live beside them. Learned controllers (ACT halting head, exit
 gate, LightGBM depth predictor, budgeted allocator) use the same interface; `persistence`
 saves and loads fitted controllers without pickle and `tuning` tunes them with Optuna.
+
+Main entry points (budgets and costs are FLOPs/sample, priced by `adaptive_loop.cost.CostModel`):
+
+- `make_controller(name, **params)` / `available_controllers()`: fixed, confidence,
+  stability, act, exit_gate, lgbm_depth, allocator; `register_controller` adds your own;
+- `controller.fit(valid).calibrate(valid, budget)`, then `decide(trace)` -> `ControllerDecision`
+  (depth, exits, controller FLOPs and total cost per sample);
+- `evaluate(controller, trace)` -> `ControllerReport` (AUC, logloss, cost distribution, depths);
+- `sweep`, `fixed_frontier`, `headroom_captured`, `controller_vs_frontier_ci`: AUC-vs-FLOPs
+  curves and comparison with fixed depths at equal cost;
+- `controllers.comparison.compare_controllers(valid, test, specs, budget_depths)`: the whole
+  fit-on-valid / measure-on-test protocol for several controllers and budgets;
+- `risk_calibrate`: a knob with a Learn-then-Test guarantee on disagreement with depth K;
+- `save_controller` / `load_controller`: a fitted controller in a folder, for `adaptive-loop score`.
+
+Example::
+
+    from adaptive_loop.cost import CostModel
+    from adaptive_loop.trace import load_trace
+    from controllers import evaluate, make_controller
+
+    valid, test = load_trace("runs/tiny/trace_valid.parquet"), load_trace("runs/tiny/trace_test.parquet")
+    controller = make_controller("confidence", criterion="entropy").fit(valid)
+    controller.calibrate(valid, CostModel.from_trace(valid).fixed_depth(1))  # the cost of depth 1
+    report = evaluate(controller, test)
+    print(report.auc, report.mean_cost, report.depth_histogram)
 """
 
 from controllers.act import ACTHalting

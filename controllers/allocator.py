@@ -170,6 +170,10 @@ class UtilityAllocator(Controller):
         return ControllerDecision.from_depths(trace, depth, self.exits_by_depth_[depth], flops)
 
     def decide(self, trace: DepthTrace) -> ControllerDecision:
+        """Offline depths for every row of `trace` at the current price `lam`.
+
+        Charges the features, the predictor and the allocation as controller FLOPs.
+        """
         self._check_trace(trace)
         u, flops = self.utilities(trace)
         return self._decision(trace, u, flops, float(self.lam))
@@ -234,6 +238,10 @@ class UtilityAllocator(Controller):
 
     # ------------------------------------------------------------- persistence
     def save_fitted(self, directory: str | Path) -> dict[str, Any]:
+        """Save the fitted predictor into `directory`.
+
+        Returns the JSON-able metadata (features, costs, predictor files) kept in `controller.json`.
+        """
         self._check_fitted()
         meta = {"features": self.features_.to_dict(), "flops_summary": self.flops_summary_,
                 "exits_by_depth": self.exits_by_depth_.tolist(), "units": self.units_.tolist()}
@@ -241,6 +249,10 @@ class UtilityAllocator(Controller):
         return meta
 
     def load_fitted(self, directory: str | Path, meta: dict[str, Any]) -> None:
+        """Restore what `save_fitted` wrote.
+
+        Raises `CheckpointError` when the metadata is incomplete or a predictor file is unreadable.
+        """
         try:
             self.features_ = UpfrontFeatures.from_dict(meta["features"])
             self.flops_summary_ = float(meta["flops_summary"])
@@ -314,6 +326,10 @@ class StreamingBudget:
         return depth, cost
 
     def run(self, steps: Iterable[StepView]) -> StreamResult:
+        """Allocate every batch of `steps`, in order.
+
+        Returns the depths and costs of all rows plus the price and mean cost of each batch.
+        """
         depths, costs, means = [], [], []
         for step in steps:
             d, c = self.allocate(step)
@@ -378,6 +394,7 @@ class MLPGainModel:
         self.log: TrainLog | None = None
 
     def fit(self, x: np.ndarray, gains: np.ndarray, names: Sequence[str]) -> "MLPGainModel":
+        """Train on features `x` [n, f] (id columns in `names` left out) to predict `gains[:, 1:]`; returns self."""
         import torch
         from torch import nn
 
@@ -407,6 +424,7 @@ class MLPGainModel:
         return self
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(utility [n, K+1] with 0 for depth 0, predictor FLOPs per row [n]: standardisation and both layers)."""
         w = self.weights
         xs = (x[:, self.columns] - w["mean"]) / w["std"]
         h = np.maximum(rowwise_affine(xs, w["w1"], w["b1"]), 0.0)
@@ -417,6 +435,7 @@ class MLPGainModel:
         return u, np.full(x.shape[0], float(flops))
 
     def save(self, directory: Path) -> dict[str, Any]:
+        """Write the weights to `directory/gain_mlp.pt` with `save_checkpoint`; returns the metadata for `load`."""
         from adaptive_loop.io import save_checkpoint
 
         save_checkpoint(directory / "gain_mlp.pt", {"format": 1, "weights": to_tensor_weights(self.weights),
@@ -424,6 +443,7 @@ class MLPGainModel:
         return {"file": "gain_mlp.pt"}
 
     def load(self, directory: Path, meta: dict[str, Any]) -> None:
+        """Read the weights written by `save`; raises `CheckpointError` for a file of another format."""
         from adaptive_loop.io import load_checkpoint
 
         payload = load_checkpoint(directory / meta.get("file", "gain_mlp.pt"))

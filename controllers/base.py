@@ -155,6 +155,7 @@ class ControllerDecision:
     def from_depths(
         cls, trace: DepthTrace, depth: np.ndarray, exits: np.ndarray, controller_flops: np.ndarray | float = 0.0
     ) -> "ControllerDecision":
+        """A decision from per-row depths, Exit evaluations and controller FLOPs, priced by `CostModel`."""
         cm = CostModel.from_trace(trace)
         d = np.asarray(depth, dtype=np.int64)
         e = np.asarray(exits, dtype=np.int64)
@@ -454,6 +455,10 @@ class IncrementalController(Controller):
         return scores
 
     def decide(self, trace: DepthTrace) -> ControllerDecision:
+        """Offline: stop each row at the first depth whose score passes the threshold (forced at K).
+
+        Charges exits = depth + 1 and `flops_per_step` for every visited depth below K.
+        """
         self._check_trace(trace)
         scores = self.score_matrix(trace)
         k = trace.max_depth
@@ -465,6 +470,10 @@ class IncrementalController(Controller):
 
     # ----------------------------------------------------------- online
     def should_stop(self, step: StepView, state: OnlineState | None = None) -> np.ndarray:
+        """Online: True for the rows of `step` that stop now (every row at K).
+
+        Adds `flops_per_step` to `state.controller_flops` for each row it scores.
+        """
         state = self._online(step, state)
         if step.depth >= state.max_depth:
             return np.ones(step.n_rows, dtype=bool)

@@ -34,9 +34,11 @@ class BootstrapCI:
     seed: int
 
     def contains(self, value: float) -> bool:
+        """Whether `value` lies in [low, high]."""
         return self.low <= value <= self.high
 
     def to_dict(self) -> dict[str, Any]:
+        """The interval as a JSON-ready dict."""
         return asdict(self)
 
 

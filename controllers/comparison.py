@@ -95,6 +95,7 @@ class BudgetResult:
 
     @classmethod
     def infeasible(cls, controller: str, budget_depth: float, budget_flops: float, reason: str) -> "BudgetResult":
+        """A result for a budget the controller could not meet: every metric NaN, `status` = `reason`."""
         nan = float("nan")
         return cls(controller, budget_depth, budget_flops, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan,
                    nan, [], status=reason)
@@ -146,6 +147,10 @@ class Comparison:
     risk: list[RiskResult] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """Everything as a JSON-ready dict.
+
+        Headroom, fixed frontier, budgeted oracle, per-budget results, curves, risk-controlled knobs.
+        """
         return {
             "dataset": self.dataset,
             "headroom": self.headroom.to_dict(),
@@ -157,6 +162,11 @@ class Comparison:
         }
 
     def to_markdown(self) -> str:
+        """Markdown tables of the comparison.
+
+        Per controller and budget: test AUC, mean cost, frontier AUC, headroom captured and the
+        AUC difference to the random mixture with its interval; then the risk-controlled knobs.
+        """
         lines = [
             f"### {self.dataset}: controllers calibrated on valid, measured on test",
             "",

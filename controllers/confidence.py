@@ -35,6 +35,7 @@ _QUANTILE_LEVELS = np.linspace(0.0, 1.0, 2001)
 
 
 def softplus(z: np.ndarray) -> np.ndarray:
+    """log(1 + exp(z)), computed without overflow for large |z| (float64)."""
     return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
 
 

@@ -52,9 +52,11 @@ class Curve:
     loglosses: np.ndarray
 
     def to_frame(self) -> pd.DataFrame:
+        """One row per knob value: the knob, mean cost (FLOPs/sample), AUC and logloss."""
         return pd.DataFrame({self.knob_name: self.knobs, "mean_cost": self.costs, "auc": self.aucs, "logloss": self.loglosses})
 
     def to_markdown(self) -> str:
+        """The curve as a titled markdown table."""
         return f"### {self.name}\n\n" + frame_to_markdown(self.to_frame(), digits=5)
 
     def pareto(self) -> "Curve":
@@ -63,6 +65,7 @@ class Curve:
         return Curve(self.name, self.knob_name, self.knobs[idx], self.costs[idx], self.aucs[idx], self.loglosses[idx])
 
     def to_dict(self) -> dict[str, Any]:
+        """The curve as a JSON-ready dict of lists."""
         return {"name": self.name, "knob_name": self.knob_name, "knobs": self.knobs.tolist(),
                 "costs": self.costs.tolist(), "aucs": self.aucs.tolist(), "loglosses": self.loglosses.tolist()}
 
@@ -137,6 +140,7 @@ class FixedFrontier:
         return a, b, float((cost - kc[j - 1]) / (kc[j] - kc[j - 1]))
 
     def to_dict(self) -> dict[str, Any]:
+        """Per-depth costs (FLOPs/sample) and AUCs, and the kept depths, as a JSON-ready dict."""
         return {"costs": self.costs.tolist(), "aucs": self.aucs.tolist(), "kept_depths": self.kept.tolist()}
 
 
@@ -185,6 +189,7 @@ class HeadroomCaptured:
     captured_mixture: float  # against the measured random mixture
 
     def to_dict(self) -> dict[str, Any]:
+        """The comparison as a JSON-ready dict."""
         return asdict(self)
 
 

@@ -40,14 +40,17 @@ class ControllerReport:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as a JSON-ready dict."""
         return asdict(self)
 
     def to_frame(self) -> pd.DataFrame:
+        """Two columns (metric, value): AUC, logloss, gAUC, cost percentiles, mean depth, exits and controller FLOPs."""
         keys = ["auc", "logloss", "gauc", "mean_cost", "cost_p50", "cost_p90", "cost_p99", "mean_depth",
                 "mean_exits", "mean_controller_flops", "cost_vs_full_depth"]
         return pd.DataFrame({"metric": keys, "value": [getattr(self, k) for k in keys]})
 
     def to_markdown(self) -> str:
+        """A markdown table of `to_frame` under the controller's name and knob, then the depth histogram."""
         head = f"### {self.controller} ({self.knob_name}={self.knob:.6g})\n\n"
         hist = "depth histogram: " + ", ".join(f"{d}: {c}" for d, c in enumerate(self.depth_histogram))
         return head + frame_to_markdown(self.to_frame(), digits=5) + "\n" + hist + "\n"

@@ -91,6 +91,11 @@ class UpfrontFeatures:
         cls, trace: DepthTrace, use_logit: bool, use_hidden: bool, include: Sequence[str] | None = None,
         exclude: Sequence[str] = (), owner: str = "controller",
     ) -> "UpfrontFeatures":
+        """The layout for `trace`: side columns (per `include`/`exclude`) plus the depth-0 inputs.
+
+        Ground-truth columns are never included. Raises `TraceError` when `use_hidden` is asked
+        of a trace without summaries, and `ConfigError` when no input is left.
+        """
         if use_hidden and trace.hidden is None:
             raise TraceError(
                 f"{owner}: use_hidden=True but the trace has no hidden summaries (write it without --no-hidden, "
@@ -131,6 +136,7 @@ class UpfrontFeatures:
         return np.concatenate(cols, axis=1) if cols else np.zeros((n, 0))
 
     def from_trace(self, trace: DepthTrace, owner: str = "controller") -> np.ndarray:
+        """Feature matrix float64 [n, n_columns] of every row of `trace`."""
         return self.matrix(
             trace.features,
             trace.logits[:, 0] if self.use_logit else None,
@@ -140,8 +146,10 @@ class UpfrontFeatures:
         )
 
     def to_dict(self) -> dict:
+        """The layout as a JSON-ready dict (inverse of `from_dict`)."""
         return {"side": list(self.side), "use_logit": self.use_logit, "use_hidden": self.use_hidden, "hidden_dim": self.hidden_dim}
 
     @classmethod
     def from_dict(cls, raw: Mapping) -> "UpfrontFeatures":
+        """Rebuild a layout written by `to_dict`."""
         return cls(tuple(raw["side"]), bool(raw["use_logit"]), bool(raw["use_hidden"]), int(raw["hidden_dim"]))

@@ -42,6 +42,7 @@ class FixedDepth(Controller):
         return int(self.depth)
 
     def decide(self, trace: DepthTrace) -> ControllerDecision:
+        """Every row at `depth` with one Exit and no controller FLOPs; raises `ConfigError` if `depth` > K."""
         self._check_trace(trace)
         d = self._check_depth(trace.max_depth)
         n = trace.n_samples
@@ -53,6 +54,7 @@ class FixedDepth(Controller):
         return np.full(step.n_rows, self._check_depth(self.max_depth_), dtype=np.int64)
 
     def should_stop(self, step: StepView, state: OnlineState | None = None) -> np.ndarray:
+        """Incremental protocol: stop every row once `step.depth` reaches `depth` (or K)."""
         state = self._online(step, state)
         stop = step.depth >= min(self._check_depth(state.max_depth), state.max_depth)
         return np.full(step.n_rows, stop, dtype=bool)

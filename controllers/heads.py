@@ -217,6 +217,10 @@ class HeadController(IncrementalController):
 
     # ------------------------------------------------------------- decisions (forced stop at stop_depth_)
     def decide(self, trace: DepthTrace) -> ControllerDecision:
+        """Offline: the threshold rule on the head's scores, every row stopped by `stop_depth_`.
+
+        The rule's FLOPs are charged only at the depths where it ran.
+        """
         self._check_trace(trace)
         scores = self.score_matrix(trace)
         k, s = trace.max_depth, self.stop_depth_
@@ -227,6 +231,7 @@ class HeadController(IncrementalController):
         return ControllerDecision.from_depths(trace, depth, depth + 1, steps_run * self.flops_per_step)
 
     def should_stop(self, step: StepView, state: OnlineState | None = None) -> np.ndarray:
+        """Online: True for rows whose score passes the threshold; every row stops at min(K, `stop_depth_`)."""
         st = self._online(step, state)
         if step.depth >= min(st.max_depth, self.stop_depth_):
             return np.ones(step.n_rows, dtype=bool)
@@ -248,6 +253,10 @@ class HeadController(IncrementalController):
         }
 
     def load_fitted(self, directory: str | Path, meta: dict[str, Any]) -> None:
+        """Restore a head written by `save_fitted`.
+
+        Raises `CheckpointError` if the file has another format or does not match the layout.
+        """
         path = Path(directory) / meta.get("file", HEAD_FILE)
         payload = load_checkpoint(path)
         if payload.get("format") != HEAD_FORMAT or not isinstance(payload.get("weights"), dict):

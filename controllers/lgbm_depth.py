@@ -148,6 +148,7 @@ class LGBMGainModel:
         self._depths: list[list[np.ndarray]] = []
 
     def fit(self, x: np.ndarray, gains: np.ndarray, names: Sequence[str]) -> "LGBMGainModel":
+        """Train one regressor per depth t >= 1 on `gains[:, t]` (id columns as categoricals); returns self."""
         params = _lgb_params("regression", self.num_leaves, self.learning_rate, self.min_child_samples, self.seed, self.threads)
         self.boosters = [train_booster(x, gains[:, t], names, params, self.n_estimators, self.valid_fraction, self.seed + t)
                          for t in range(1, gains.shape[1])]
@@ -155,6 +156,7 @@ class LGBMGainModel:
         return self
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(utility [n, K+1] with 0 for depth 0, FLOPs per row [n] of the trees walked)."""
         cols = [np.zeros(x.shape[0])]
         flops = np.zeros(x.shape[0])
         for b, d in zip(self.boosters, self._depths):
@@ -163,6 +165,7 @@ class LGBMGainModel:
         return np.stack(cols, axis=1), flops
 
     def save(self, directory: Path) -> dict[str, Any]:
+        """Write each booster as LightGBM text into `directory`; returns file names and SHA-256 sums for `load`."""
         files = []
         for t, b in enumerate(self.boosters, start=1):
             name = f"gain_depth{t}.txt"
@@ -170,6 +173,7 @@ class LGBMGainModel:
         return {"boosters": files}
 
     def load(self, directory: Path, meta: dict[str, Any]) -> None:
+        """Read the boosters written by `save`, checking their SHA-256 (`CheckpointError` on a mismatch)."""
         self.boosters = [load_booster(directory / f["file"], f.get("sha256")) for f in meta["boosters"]]
         self._depths = [leaf_depths(b) for b in self.boosters]
 
@@ -186,6 +190,7 @@ class LGBMClassModel:
         self._depths: list[np.ndarray] = []
 
     def fit(self, x: np.ndarray, depth: np.ndarray, names: Sequence[str]) -> "LGBMClassModel":
+        """Train the multiclass model on the target depth per row (id columns as categoricals); returns self."""
         params = _lgb_params("multiclass", self.num_leaves, self.learning_rate, self.min_child_samples, self.seed,
                              self.threads, num_class=self.n_classes)
         self.booster = train_booster(x, depth.astype(np.float64), names, params, self.n_estimators, self.valid_fraction, self.seed)
@@ -193,15 +198,18 @@ class LGBMClassModel:
         return self
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(class probabilities [n, n_classes], FLOPs per row [n]: trees walked plus the softmax)."""
         p = np.asarray(self.booster.predict(x), dtype=np.float64).reshape(x.shape[0], self.n_classes)
         flops = traversal_flops(self.booster, self._depths, x) + SOFTMAX_FLOPS_PER_CLASS * self.n_classes
         return p, flops
 
     def save(self, directory: Path) -> dict[str, Any]:
+        """Write the booster as LightGBM text; returns file name, SHA-256 and class count for `load`."""
         return {"file": "depth_classes.txt", "sha256": save_booster(self.booster, directory / "depth_classes.txt"),
                 "n_classes": self.n_classes}
 
     def load(self, directory: Path, meta: dict[str, Any]) -> None:
+        """Read the booster written by `save`, checking its SHA-256 (`CheckpointError` on a mismatch)."""
         self.n_classes = int(meta["n_classes"])
         self.booster = load_booster(directory / meta["file"], meta.get("sha256"))
         self._depths = leaf_depths(self.booster)

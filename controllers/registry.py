@@ -39,6 +39,7 @@ def available_controllers() -> list[str]:
 
 
 def controller_class(name: str) -> type:
+    """The registered controller class called `name`; raises `ConfigError` listing the available names."""
     _load_builtin()
     if name not in _REGISTRY:
         raise ConfigError(f"unknown controller {name!r}; available: {', '.join(sorted(_REGISTRY))}")

@@ -109,6 +109,7 @@ class RiskCalibration:
         return RiskCheck(rate, self.delta, bool(rate <= self.delta), cost, trace.n_samples)
 
     def to_dict(self) -> dict[str, Any]:
+        """The calibration as a JSON-ready dict, with the `guarantee` sentence added."""
         out = asdict(self)
         out["guarantee"] = self.guarantee
         return out

@@ -47,6 +47,7 @@ class TrainLog:
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
+        """The log as a JSON-ready dict."""
         return {
             "epochs_run": self.epochs_run, "best_epoch": self.best_epoch, "best_valid_loss": self.best_valid_loss,
             "train_loss": list(self.train_loss), "valid_loss": list(self.valid_loss), "seconds": self.seconds,
@@ -171,10 +172,12 @@ def head_forward(weights: dict[str, np.ndarray], x: np.ndarray, depth: int) -> n
 
 
 def to_numpy_weights(tensors: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Tensors -> float64 numpy copies on the CPU (for numpy inference)."""
     return {k: v.detach().cpu().double().numpy().copy() for k, v in tensors.items()}
 
 
 def to_tensor_weights(arrays: dict[str, np.ndarray]) -> dict[str, "torch.Tensor"]:
+    """Numpy arrays -> float64 tensors (for `save_checkpoint`)."""
     import torch
 
     return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64)) for k, v in arrays.items()}

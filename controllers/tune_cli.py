@@ -72,6 +72,7 @@ def _study_options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`adaptive-loop tune controller|model`: run the chosen study and write its report; returns the exit status."""
     if args.tune_command == "controller":
         return _tune_controller(args)
     return _tune_model(args)
@@ -161,23 +162,18 @@ def _write_trials_csv(path: Path, trials: list[dict[str, Any]]) -> None:
 
 
 def _plot_pareto(path: Path, result, name: str) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.5), dpi=120)
-    try:
-        done = [t for t in result.trials if t["state"] == "COMPLETE" and t["values"]]
-        ax.plot([t["values"][1] for t in done], [t["values"][0] for t in done], ".", color="0.6", label="trials")
-        ax.plot([p["mean_cost"] for p in result.pareto], [p["auc"] for p in result.pareto], "o-", color="tab:blue",
-                label="Pareto front")
-        ax.set_xlabel("mean cost on the tune split (FLOPs/sample)")
-        ax.set_ylabel("AUC on the tune split")
-        ax.set_title(f"{name}: NSGA-II Pareto front ({result.n_trials} trials)")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        write_with(path, lambda tmp: fig.savefig(tmp, format="png"))
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(6.5, 4.5), dpi=120)
+    ax = fig.subplots()
+    done = [t for t in result.trials if t["state"] == "COMPLETE" and t["values"]]
+    ax.plot([t["values"][1] for t in done], [t["values"][0] for t in done], ".", color="0.6", label="trials")
+    ax.plot([p["mean_cost"] for p in result.pareto], [p["auc"] for p in result.pareto], "o-", color="tab:blue",
+            label="Pareto front")
+    ax.set_xlabel("mean cost on the tune split (FLOPs/sample)")
+    ax.set_ylabel("AUC on the tune split")
+    ax.set_title(f"{name}: NSGA-II Pareto front ({result.n_trials} trials)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    write_with(path, lambda tmp: fig.savefig(tmp, format="png"))

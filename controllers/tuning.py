@@ -177,6 +177,7 @@ class ControllerTuneResult:
     trials: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as a JSON-ready dict."""
         return dataclasses.asdict(self)
 
 

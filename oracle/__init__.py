@@ -2,6 +2,29 @@
 
 Everything here works on a `DepthTrace` with numpy only (no torch) and uses the labels: the
 results are ceilings and training targets, never deployable predictions.
+
+Main entry points:
+
+- `oracle_depths(trace, cost_lambda=0.0)`: each sample's lowest-BCE depth, int64 [n]
+  (with `cost_lambda` > 0, a loop step must buy that many nats of loss);
+- `headroom_table(trace)` -> `HeadroomTable`: every fixed depth, the best one, the oracle
+  and the AUC gap between them (`to_text`, `to_markdown`, `to_dict`);
+- `budgeted_oracle(trace, budget)` / `budgeted_oracle_curve(trace)`: the best label-aware
+  AUC found when the mean cost must stay <= a budget in FLOPs/sample;
+- `gain_targets(trace)` -> `GainTargets`: per-sample per-depth loss gains, the regression
+  targets of learned controllers;
+- `needed_depth_agreement(trace)`: oracle depth vs the synthetic data's `needed_depth`;
+- `per_sample_bce`, `depth_costs`, `cost_units`, `logits_at`: the building blocks.
+
+Example::
+
+    from adaptive_loop.trace import load_trace
+    from oracle import budgeted_oracle_curve, headroom_table, oracle_depths
+
+    trace = load_trace("runs/tiny/trace_test.parquet")
+    print(headroom_table(trace).to_text())              # fixed depths vs oracle, AUC gap
+    depths = oracle_depths(trace)                       # int64 [n], ties to the shallowest
+    print(budgeted_oracle_curve(trace).to_markdown())   # best AUC per FLOPs/sample budget
 """
 
 from oracle.agreement import DepthAgreement, depth_agreement, needed_depth_agreement

@@ -32,12 +32,14 @@ class DepthAgreement:
     n_samples: int
 
     def to_frame(self) -> pd.DataFrame:
+        """The confusion matrix as a table: one row per needed depth, one column per oracle depth."""
         rows, cols = self.confusion.shape
         frame = pd.DataFrame(self.confusion, columns=[f"oracle {j}" for j in range(cols)])
         frame.insert(0, "needed", list(range(rows)))
         return frame
 
     def to_dict(self) -> dict[str, Any]:
+        """Confusion matrix (rows needed, columns oracle), agreement rates and Spearman's rho as a JSON-ready dict."""
         return {
             "confusion_rows_needed_cols_oracle": self.confusion.tolist(),
             "exact": self.exact,

@@ -139,6 +139,7 @@ class BudgetedOracleCurve:
         return float(out) if np.ndim(out) == 0 else out
 
     def to_frame(self) -> pd.DataFrame:
+        """One row per budget (FLOPs/sample): envelope AUC, each method's AUC and the Lagrange multiplier."""
         data: dict[str, Any] = {"budget (FLOPs/sample)": self.budgets, "auc": self.auc}
         for m in self.method_auc:
             data[f"auc_{m}"] = self.method_auc[m]
@@ -146,9 +147,14 @@ class BudgetedOracleCurve:
         return pd.DataFrame(data)
 
     def to_markdown(self) -> str:
+        """The curve as a titled markdown table."""
         return "### Budgeted oracle\n\n" + frame_to_markdown(self.to_frame())
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: budgets, envelope AUC, each method's AUC and mean cost, multipliers.
+
+        Also the unconstrained oracle AUC.
+        """
         return {
             "budgets": self.budgets.tolist(),
             "auc": self.auc.tolist(),

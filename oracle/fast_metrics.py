@@ -102,6 +102,7 @@ class SortedScores:
 
     @classmethod
     def build(cls, labels: np.ndarray, scores: np.ndarray) -> "SortedScores":
+        """Sort `scores` once and key every row by (tie run, label); raises `ValueError` if the lengths differ."""
         s = np.asarray(scores, dtype=np.float64).reshape(-1)
         y = np.asarray(labels).reshape(-1) > 0.5
         if y.shape != s.shape:

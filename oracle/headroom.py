@@ -73,6 +73,10 @@ class HeadroomTable:
         return self.oracle.auc - self.best_fixed.auc
 
     def to_frame(self) -> pd.DataFrame:
+        """One row per fixed depth, the best fixed depth, the oracle(s) and the gap.
+
+        The gAUC column is dropped when no fixed depth has a gAUC (no groups).
+        """
         rows = [
             {"row": f"fixed depth {r.depth}", "depth": r.depth, "flops": r.flops, "auc": r.auc,
              "logloss": r.logloss, "gauc": r.gauc}
@@ -94,16 +98,19 @@ class HeadroomTable:
         return frame.rename(columns={"depth": "depth (mean)", "flops": "FLOPs/sample"})
 
     def to_markdown(self) -> str:
+        """The table as markdown under a title naming the dataset, split and sample count."""
         title = f"Headroom on {self.dataset or 'trace'}{'/' + self.split if self.split else ''} ({self.n_samples} samples)"
         return f"### {title}\n\n" + frame_to_markdown(self.to_frame())
 
     def to_text(self) -> str:
+        """The table as fixed-width text (also what `str()` gives)."""
         return frame_to_text(self.to_frame())
 
     def __str__(self) -> str:
         return self.to_text()
 
     def to_dict(self) -> dict[str, Any]:
+        """Fixed-depth rows, best fixed depth, oracle(s), gap and extras as a JSON-ready dict."""
         return {
             "n_samples": self.n_samples,
             "dataset": self.dataset,

@@ -33,6 +33,7 @@ class EncodedData:
         return int(self.labels.shape[0])
 
     def subset(self, rows: np.ndarray | slice) -> "EncodedData":
+        """The rows `rows` (index array or slice) of every array, extras and groups included."""
         return EncodedData(
             cat=self.cat[rows],
             num=self.num[rows],
@@ -44,6 +45,7 @@ class EncodedData:
         )
 
     def to_batch(self, rows: np.ndarray | slice | None = None, device: torch.device | str = "cpu") -> "Batch":
+        """A torch `Batch` of `rows` (all rows when None) on `device`; ids, groups and extras are not carried over."""
         part = self if rows is None else self.subset(rows)
         return Batch(
             cat=torch.from_numpy(np.ascontiguousarray(part.cat, dtype=np.int64)).to(device),
@@ -79,6 +81,7 @@ class Batch:
         return int(self.labels.shape[0])
 
     def subset(self, rows: torch.Tensor) -> "Batch":
+        """The rows `rows` (an index or boolean tensor) of every tensor, on the same device."""
         return Batch(
             cat=self.cat[rows],
             num=self.num[rows],
@@ -87,6 +90,7 @@ class Batch:
         )
 
     def to(self, device: torch.device | str) -> "Batch":
+        """A copy of the batch with every tensor moved to `device`."""
         return Batch(
             cat=self.cat.to(device),
             num=self.num.to(device),

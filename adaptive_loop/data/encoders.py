@@ -143,6 +143,7 @@ class FeatureEncoder:
         return self
 
     def fit_transform(self, train: pd.DataFrame, extras: Sequence[str] = ()) -> EncodedData:
+        """Fit on the training frame `train` and encode it (keeping the `extras` columns)."""
         return self.fit(train).transform(train, extras=extras, source="training split")
 
     def _vocab_min_count(self, vocab: str) -> int:
@@ -291,6 +292,10 @@ class FeatureEncoder:
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
+        """The fitted encoder as JSON-ready data: schema, vocabularies, numeric statistics, groups.
+
+        Raises `NotFittedError` before `fit`.
+        """
         self._check_fitted("save")
         return {
             "format": FORMAT,
@@ -308,6 +313,11 @@ class FeatureEncoder:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "encoder") -> "FeatureEncoder":
+        """Rebuild a fitted encoder from `to_dict` output.
+
+        Raises `DataError` naming `source` if `raw` is not a saved encoder, has another format
+        version, or is corrupted.
+        """
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             raise DataError(f"{source} is not a saved feature encoder (missing format {FORMAT!r})")
         if raw.get("version") != VERSION:

@@ -102,6 +102,7 @@ class PreparedData:
     description: str = ""
 
     def split(self, name: str) -> EncodedData:
+        """The encoded split `name` ('train', 'valid' or 'test'); any other name raises `ConfigError`."""
         if name not in ("train", "valid", "test"):
             raise ConfigError(f"unknown split {name!r}; choose train, valid or test")
         return getattr(self, name)

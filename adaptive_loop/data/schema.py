@@ -113,6 +113,7 @@ class DatasetSchema:
         return list(dict.fromkeys(names))
 
     def field(self, name: str) -> CategoricalField | NumericField | SequenceField:
+        """The field called `name`; raises `ConfigError` (with the closest valid name) if the schema has none."""
         for f in (*self.categorical, *self.numeric, *self.sequences):
             if f.name == name:
                 return f

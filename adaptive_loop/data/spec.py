@@ -76,13 +76,16 @@ class FeatureSpec:
         return tuple(s for s in self.sequences if s.pooled)
 
     def field_names(self) -> list[str]:
+        """Every feature name: categorical, then numeric, then sequence fields."""
         return [f.name for f in self.categorical] + [f.name for f in self.numeric] + [s.name for s in self.sequences]
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as nested plain dicts (inverse of `from_dict`)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "FeatureSpec":
+        """Rebuild a spec written by `to_dict` (missing sections default to empty)."""
         groups = raw.get("token_groups")
         return cls(
             categorical=tuple(CategoricalFeature(**f) for f in raw.get("categorical", ())),

@@ -398,6 +398,7 @@ class StreamingData:
     description: str = ""
 
     def split(self, name: str) -> ParquetSplit:
+        """The streamed split `name` ('train', 'valid' or 'test'); any other name raises `ConfigError`."""
         if name not in SPLITS:
             raise ConfigError(f"unknown split {name!r}; choose train, valid or test")
         return getattr(self, name)

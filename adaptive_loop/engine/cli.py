@@ -54,6 +54,11 @@ def add_subcommand(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`adaptive-loop score`: resolve the controller, score `--data` with the run and write `--out`.
+
+    Also writes the summary JSON beside the output (`<out>.summary.json`) and, with
+    `--save-controller`, the fitted controller. Returns 0.
+    """
     from adaptive_loop.engine.controller_source import check_trace_matches_model, resolve_controller
     from adaptive_loop.engine.dataset import score_stream, iter_scoring_chunks
     from adaptive_loop.engine.scorer import AdaptiveScorer

@@ -53,6 +53,7 @@ class StreamingAUC:
         self.neg = np.zeros(self.bins, dtype=np.int64)
 
     def update(self, labels: np.ndarray, logits: np.ndarray) -> None:
+        """Add a batch of labels and logits to the bin counts; rows with a NaN label are ignored."""
         y = np.asarray(labels, dtype=np.float64)
         known = ~np.isnan(y)
         z = np.clip(np.asarray(logits, dtype=np.float64)[known], -self.limit, self.limit)
@@ -85,6 +86,7 @@ class ResultWriter:
         self._header = True
 
     def write(self, scored: ScoredBatch) -> None:
+        """Append the rows of `scored` (without the label column when `with_labels` is false)."""
         frame = scored.to_frame()
         if not self.with_labels and "label" in frame:
             frame = frame.drop(columns=["label"])
@@ -103,6 +105,7 @@ class ResultWriter:
             self._header = False
 
     def close(self) -> None:
+        """Close the temporary file; with no rows written, write a valid empty file (columns id, prob) instead."""
         if self._parquet is not None:
             self._parquet.close()
         if self._csv is not None:
@@ -163,11 +166,16 @@ class ScoreSummary:
         return self.controller_seconds / self.scoring_seconds if self.scoring_seconds > 0 else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
+        """The summary as a JSON-ready dict, with `rows_per_second` and `controller_share` added."""
         out = asdict(self)
         out.update(rows_per_second=self.rows_per_second, controller_share=self.controller_share)
         return out
 
     def to_text(self) -> str:
+        """Human-readable lines: throughput, mean depth and FLOPs/row, depth histogram, AUC, output.
+
+        The AUC line appears only when the data had labels.
+        """
         lines = [
             f"scored {self.n_rows:,} rows in {self.n_batches} batches: {self.scoring_seconds:.2f} s scoring "
             f"({self.rows_per_second:,.0f} rows/s; controller {100 * self.controller_share:.1f}% of it), "

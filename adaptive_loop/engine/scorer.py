@@ -57,6 +57,7 @@ class StageTimes:
     controller: float = 0.0
 
     def add(self, other: "StageTimes") -> None:
+        """Accumulate the times of another call into this one (in place)."""
         self.total += other.total
         self.controller += other.controller
 

@@ -62,7 +62,8 @@ class LoopState(Protocol):
 
     depth: int
 
-    def subset(self, rows: torch.Tensor) -> "LoopState": ...
+    def subset(self, rows: torch.Tensor) -> "LoopState":
+        """The state of `rows` only (an index or boolean tensor over the batch), at the same depth."""
 
     def __len__(self) -> int: ...
 
@@ -74,14 +75,20 @@ class DepthModel(Protocol):
     train_loops: int  # L: loops used in training (0 for baselines)
     hidden_dim: int  # h: width of the hidden summary
 
-    def __call__(self, batch: Batch, depth: int | None = None, return_hidden: bool = False) -> DepthOutputs: ...
+    def __call__(self, batch: Batch, depth: int | None = None, return_hidden: bool = False) -> DepthOutputs:
+        """All depths at once: logits [B, K+1] for K = `depth` (default L), summaries with `return_hidden`."""
 
-    def enter(self, batch: Batch) -> LoopState: ...
+    def enter(self, batch: Batch) -> LoopState:
+        """Run the Entry block on `batch`: the state at depth 0."""
 
-    def loop_step(self, state: LoopState) -> LoopState: ...
+    def loop_step(self, state: LoopState) -> LoopState:
+        """Apply one more Loop step to every row of `state` (depth + 1)."""
 
-    def exit(self, state: LoopState) -> torch.Tensor: ...
+    def exit(self, state: LoopState) -> torch.Tensor:
+        """Logit [B] of `state` at its current depth (one Exit evaluation)."""
 
-    def summarize(self, state: LoopState) -> torch.Tensor: ...
+    def summarize(self, state: LoopState) -> torch.Tensor:
+        """Hidden summary [B, h] of `state` at its current depth (the controllers' hidden features)."""
 
-    def flops(self) -> FlopsBreakdown: ...
+    def flops(self) -> FlopsBreakdown:
+        """Analytic FLOPs per sample of Entry, one Loop step, one Exit and one summary."""

@@ -37,6 +37,7 @@ class BaselineState:
     depth: int = 0
 
     def subset(self, rows: torch.Tensor) -> "BaselineState":
+        """The state of `rows` only (an index or boolean tensor over the batch)."""
         return BaselineState(self.fields[rows], self.dense[rows], self.first[rows], self.depth)
 
     def __len__(self) -> int:
@@ -61,6 +62,10 @@ class FieldEmbedder(nn.Module):
             raise ConfigError("the feature spec has no field the baseline can embed")
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch -> (field embeddings [B, F, e], dense numeric input [B, n_num]).
+
+        The dense input is [B, 0] in 'embed' mode (numerics are then fields).
+        """
         parts = [self.embeddings.categorical(batch.cat)]
         if self.seq_names:
             parts.append(torch.stack([self.embeddings.pooled(n, batch.seq[n]) for n in self.seq_names], dim=1))
@@ -83,10 +88,12 @@ class _Baseline(nn.Module):
         self.input_dim = self.fields.n_fields * config.embed_dim + self.fields.dense_dim
 
     def enter(self, batch: Batch) -> BaselineState:
+        """Field embeddings, dense input and first-order term of `batch` (the depth-0 state)."""
         fields, dense = self.fields(batch)
         return BaselineState(fields, dense, self._first(batch, fields), 0)
 
     def loop_step(self, state: BaselineState) -> BaselineState:
+        """Always raises `ConfigError`: a baseline has no loop block, only depth 0 exists."""
         raise ConfigError(f"{type(self).__name__} has no loop block (train_loops = 0): only depth 0 exists")
 
     def summarize(self, state: BaselineState) -> torch.Tensor:
@@ -94,6 +101,10 @@ class _Baseline(nn.Module):
         return state.fields.mean(dim=1)
 
     def forward(self, batch: Batch, depth: int | None = None, return_hidden: bool = False) -> DepthOutputs:
+        """Logits [B, 1] at depth 0, summaries [B, 1, e] with `return_hidden`, zero aux loss.
+
+        Any `depth` other than None or 0 raises `ConfigError`.
+        """
         if depth not in (None, 0):
             raise ConfigError(f"{type(self).__name__} has no loop block: depth must be 0, got {depth}")
         state = self.enter(batch)
@@ -111,6 +122,7 @@ class _Baseline(nn.Module):
         )
 
     def exit(self, state: BaselineState) -> torch.Tensor:
+        """Logit [B] of `state`; defined by each baseline."""
         raise NotImplementedError
 
     def _first(self, batch: Batch, fields: torch.Tensor) -> torch.Tensor:
@@ -141,6 +153,7 @@ class DeepFM(_Baseline):
         return first
 
     def exit(self, state: BaselineState) -> torch.Tensor:
+        """Logit [B]: first-order term + FM pairwise term + deep MLP over the concatenated embeddings."""
         v = state.fields
         fm = 0.5 * (v.sum(dim=1).pow(2) - v.pow(2).sum(dim=1)).sum(dim=-1)
         deep = self.deep(torch.cat([v.flatten(1), state.dense], dim=1)).squeeze(-1)
@@ -161,6 +174,7 @@ class CrossLayer(nn.Module):
         self.proj: nn.Module = nn.Linear(dim, dim) if rank == 0 else nn.Sequential(nn.Linear(dim, rank, bias=False), nn.Linear(rank, dim))
 
     def forward(self, x0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """x0, x [B, D] -> x0 * (W x + b) + x: [B, D]."""
         return x0 * self.proj(x) + x
 
 
@@ -183,6 +197,7 @@ class DCNv2(_Baseline):
         self.head = nn.Linear(width + (dim if self.parallel else 0), 1)
 
     def exit(self, state: BaselineState) -> torch.Tensor:
+        """Logit [B]: cross network and deep MLP (stacked or parallel) on the fields, then the head."""
         x0 = torch.cat([state.fields.flatten(1), state.dense], dim=1)
         x = x0
         for layer in self.cross:

@@ -172,6 +172,7 @@ class ModelConfig:
         return from_dict(cls, raw, "model")
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as a plain dict (`dataclasses.asdict`)."""
         return dataclasses.asdict(self)
 
     @property

@@ -30,6 +30,10 @@ class EntryBlock(nn.Module):
         self.groups = config.entry_groups
 
     def forward(self, batch: Batch, aux: AuxCollector | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Batch -> (h0 [B, T, d], valid [B, T], n_seq).
+
+        Tokens after one self-attention layer masked by `entry_groups` and key padding.
+        """
         tokens = self.tokenizer(batch)
         n_glb = tokens.x.shape[1] - tokens.n_seq
         mask = attention_mask(structure_mask(tokens.n_seq, n_glb, self.groups, tokens.x.device), tokens.valid)

@@ -44,6 +44,10 @@ class ExitBlock(nn.Module):
     def forward(
         self, h: torch.Tensor, valid: torch.Tensor, n_seq: int, aux: AuxCollector | None = None
     ) -> torch.Tensor:
+        """h [B, T, d] (tokens [seq, global]), valid [B, T] -> logit [B].
+
+        The cross-attention to the sequence runs only when there are sequence tokens.
+        """
         s, g = h[:, :n_seq], h[:, n_seq:]
         if self.cross is not None and n_seq > 0:
             s_valid = valid[:, :n_seq]

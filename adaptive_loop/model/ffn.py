@@ -41,6 +41,10 @@ class FeedForward(nn.Module):
             self.fc2 = normal_linear(hidden, d, init_std)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor, aux: AuxCollector | None = None) -> torch.Tensor:
+        """x [B, T, d] -> [B, T, d].
+
+        `valid` [B, T] keeps padding tokens out of the MoE balance statistics collected in `aux`.
+        """
         if not self.moe:
             return self.fc2(F.gelu(self.fc1(x)))
         b, t, d = x.shape

@@ -35,6 +35,7 @@ class MLP(nn.Module):
         self.d_out = d_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [..., d_in] -> [..., d_out]."""
         return self.net(x)
 
     def flops(self) -> float:

@@ -36,6 +36,10 @@ class LoopBlock(nn.Module):
     def forward(
         self, H: torch.Tensor, valid: torch.Tensor, n_seq: int, aux: AuxCollector | None = None
     ) -> torch.Tensor:
+        """Streams H [B, T, n, d], valid [B, T] -> H [B, T, n, d].
+
+        One prefix-attention transformer layer, through hyper-connections when they are on.
+        """
         t = H.shape[1]
         mask = attention_mask(structure_mask(n_seq, t - n_seq, "prefix", H.device), valid)
         if not self.hyper:

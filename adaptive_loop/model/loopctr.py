@@ -81,9 +81,11 @@ class LoopCTR(nn.Module):
 
     # ------------------------------------------------------------------ step-wise API
     def enter(self, batch: Batch) -> SandwichState:
+        """Run the Entry block on `batch`: the state at depth 0 (`streams` [B, T, n, d])."""
         return self._enter(batch, None)
 
     def loop_step(self, state: SandwichState) -> SandwichState:
+        """Apply one more Loop step (depth + 1); StackCTR raises `ConfigError` beyond its L blocks."""
         return self._loop(state, None)
 
     def exit(self, state: SandwichState) -> torch.Tensor:

@@ -66,9 +66,11 @@ class AuxCollector:
         self.stats: list[RouterStats] = []
 
     def add(self, stats: RouterStats) -> None:
+        """Record the statistics of one router call."""
         self.stats.append(stats)
 
     def loss(self, kind: str, device: torch.device | None = None) -> torch.Tensor:
+        """Load-balancing loss of the collected calls (`kind`: see `balance_loss`); 0 if none ran."""
         return balance_loss(self.stats, kind, device)
 
 
@@ -198,6 +200,7 @@ class ExpertFFN(nn.Module):
         self.b2 = nn.Parameter(torch.zeros(n_experts, d))
 
     def forward(self, x: torch.Tensor, routing: Routing) -> torch.Tensor:
+        """x [N, d] -> sum_{e in topk} w_e FFN_e(x): [N, d]."""
         gathered = x.index_select(0, routing.tokens)
         outs = []
         for e, chunk in enumerate(torch.split(gathered, routing.counts)):

@@ -118,9 +118,14 @@ class SharedSequenceModel:
 
     # ------------------------------------------------------------------ DepthModel API
     def flops(self) -> FlopsBreakdown:
+        """The wrapped model's per-row FLOPs (an upper bound on the work sharing really does)."""
         return self.model.flops()
 
     def enter(self, batch: Batch) -> SharedSequenceState:
+        """Depth-0 state of `batch`.
+
+        The Entry runs once per distinct token sequence, and per row for the global tokens.
+        """
         model = self.model
         tok = model.entry.tokenizer
         first, owner = group_rows(sequence_key(model, batch))
@@ -132,6 +137,7 @@ class SharedSequenceModel:
         return SharedSequenceState(expand_streams(hs, n), s_valid, expand_streams(hg, n), owner, 0)
 
     def loop_step(self, state: SharedSequenceState) -> SharedSequenceState:
+        """One more Loop step (depth + 1), the sequence side computed once per distinct sequence."""
         model = self.model
         model._check_depth(state.depth + 1)
         block = model.loops[0] if model.shared_loop else model.loops[state.depth]

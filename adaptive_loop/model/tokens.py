@@ -124,6 +124,7 @@ class GlobalTokens(nn.Module):
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
     def flops(self, d: int) -> float:
+        """FLOPs per sample of the global-token projections into width `d` (2 * input width * d per token)."""
         return float(sum(2 * w * d for w in self.widths))
 
 
@@ -139,6 +140,10 @@ class SequenceCompressor(nn.Module):
         self.m = m
 
     def forward(self, s: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """s [B, T_seq, d], valid [B, T_seq] -> (tokens [B, m, d], validity [B, m]).
+
+        The m outputs are invalid for rows with an empty sequence.
+        """
         b = s.shape[0]
         # repeat, not expand: a view of a parameter made under no_grad trips FlopCounterMode's module hooks
         queries = self.queries.unsqueeze(0).repeat(b, 1, 1)
@@ -176,6 +181,7 @@ class Tokenizer(nn.Module):
         self.n_seq = (m if self.compressor is not None else self.max_len) if self.token_seqs else 0
 
     def forward(self, batch: Batch) -> Tokens:
+        """Batch -> `Tokens`: x [B, T_seq + T_glb, d] ordered [sequence, global], valid [B, T], n_seq."""
         g = self.global_part(batch)
         b = g.shape[0]
         g_valid = torch.ones(b, g.shape[1], dtype=torch.bool, device=g.device)

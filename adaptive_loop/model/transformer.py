@@ -50,13 +50,16 @@ class TransformerLayer(nn.Module):
     def attention_sublayer(
         self, h: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor, aux: AuxCollector | None
     ) -> torch.Tensor:
+        """Attn(LN(h)) with dropout, without the residual: h [B, T, d], mask [B, 1, T, T] -> [B, T, d]."""
         return self.drop(self.attn(self.attn_norm(h), None, mask, valid, valid, aux))
 
     def ffn_sublayer(self, h: torch.Tensor, valid: torch.Tensor, aux: AuxCollector | None) -> torch.Tensor:
+        """FFN(LN(h)) with dropout, without the residual: h [B, T, d] -> [B, T, d]."""
         return self.drop(self.ffn(self.ffn_norm(h), valid, aux))
 
     def forward(
         self, h: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor, aux: AuxCollector | None = None
     ) -> torch.Tensor:
+        """h [B, T, d], mask [B, 1, T, T], valid [B, T] -> [B, T, d] with both residual sub-layers."""
         h = h + self.attention_sublayer(h, mask, valid, aux)
         return h + self.ffn_sublayer(h, valid, aux)

@@ -27,6 +27,7 @@ class Stat:
 
     @classmethod
     def of(cls, values: Iterable[float]) -> "Stat":
+        """Mean and sample std (ddof=1) of `values`; std is None for one value, mean NaN for none."""
         vals = tuple(float(v) for v in values)
         if not vals:
             return cls(math.nan, None, 0, ())
@@ -39,12 +40,14 @@ class Stat:
         return 0.0 if self.std is None else self.std
 
     def format(self, digits: int = 4) -> str:
+        """'mean ± std' with `digits` decimals, 'mean' alone for one seed, '-' when empty."""
         if self.n == 0 or math.isnan(self.mean):
             return "-"
         text = f"{self.mean:.{digits}f}"
         return text if self.std is None else f"{text} ± {self.std:.{digits}f}"
 
     def to_dict(self) -> dict[str, Any]:
+        """Mean, std, n and the raw values as a JSON-ready dict."""
         return {"mean": self.mean, "std": self.std, "n": self.n, "values": list(self.values)}
 
 
@@ -60,6 +63,7 @@ class HeadroomStats:
     oracle_mean_depth: Stat
 
     def to_dict(self) -> dict[str, Any]:
+        """The headroom statistics as a JSON-ready dict."""
         return {
             "max_depth": self.max_depth,
             "best_fixed_auc": self.best_fixed_auc.to_dict(),
@@ -97,9 +101,11 @@ class VariantSummary:
         return len(self.test_auc) - 1
 
     def auc(self, depth: int) -> Stat:
+        """Test AUC over seeds at loop depth `depth`."""
         return self.test_auc[depth]
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; per-depth metrics are regrouped under `per_depth`, one entry per depth."""
         out = {k: v for k, v in asdict(self).items() if k not in ("test_auc", "test_logloss", "valid_auc", "seconds_per_epoch",
                                                                    "samples_per_second", "epochs_run", "best_epoch", "headroom")}
         out["per_depth"] = [

@@ -80,19 +80,23 @@ class CellResult:
     fingerprint: dict[str, Any] = field(default_factory=dict)
 
     def test_auc(self, depth: int) -> float:
+        """Test AUC of this cell at loop depth `depth`."""
         return float(self.test[depth]["auc"])
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as a JSON-ready dict (the content of `result.json`)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "CellResult":
+        """Rebuild a result from `to_dict` output (e.g. a cell's `result.json`)."""
         raw = dict(raw)
         raw["headroom"] = {k: HeadroomSummary(**v) for k, v in raw.get("headroom", {}).items()}
         return cls(**raw)
 
 
 def cell_dir(out_root: Path, variant: Variant, seed: int) -> Path:
+    """The run directory of one cell: `<out_root>/<variant name>/seed<seed>`."""
     return Path(out_root) / variant.name / f"seed{seed}"
 
 

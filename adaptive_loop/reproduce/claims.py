@@ -45,6 +45,7 @@ class Comparison:
         return self.left_auc.mean - self.right_auc.mean
 
     def to_dict(self) -> dict[str, Any]:
+        """The comparison and its numbers (AUC stats, difference, FLOPs/sample, verdict) as a JSON-ready dict."""
         return {"left": self.left, "right": self.right, "left_auc": self.left_auc.to_dict(),
                 "right_auc": self.right_auc.to_dict(), "difference": self.difference,
                 "left_flops_per_sample": self.left_flops, "right_flops_per_sample": self.right_flops,
@@ -62,6 +63,7 @@ class ClaimCheck:
     findings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The claim, its verdict, comparisons and findings as a JSON-ready dict."""
         return {"claim": self.claim, "statement": self.statement, "verdict": self.verdict,
                 "comparisons": [c.to_dict() for c in self.comparisons], "findings": self.findings}
 
@@ -77,6 +79,10 @@ def beats(left: Stat, right: Stat) -> str:
 
 
 def overall(verdicts: list[str]) -> str:
+    """A claim's verdict from the verdicts of its comparisons.
+
+    Holds if all hold, does not hold if all fail, partly holds otherwise; not tested if empty.
+    """
     if not verdicts:
         return NOT_TESTED
     if all(v == HOLDS for v in verdicts):

@@ -13,17 +13,14 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from adaptive_loop.io import write_with  # noqa: E402
-from adaptive_loop.reproduce.aggregate import Stat, VariantSummary  # noqa: E402
-from adaptive_loop.reproduce.claims import ClaimCheck  # noqa: E402
-from adaptive_loop.reproduce.throughput import ThroughputResult  # noqa: E402
-from adaptive_loop.reproduce.variants import GRID_LOOPS, MAIN_LOOPS, MAIN_VARIANT  # noqa: E402
+from adaptive_loop.io import write_with
+from adaptive_loop.reproduce.aggregate import Stat, VariantSummary
+from adaptive_loop.reproduce.claims import ClaimCheck
+from adaptive_loop.reproduce.throughput import ThroughputResult
+from adaptive_loop.reproduce.variants import GRID_LOOPS, MAIN_LOOPS, MAIN_VARIANT
 
 BARS_TEST_AUC = {"frappe_x1": {"DCNv2": 0.9845, "DeepFM": 0.9842, "FinalMLP": 0.9861}}
 BARS_NOTE = (
@@ -56,6 +53,11 @@ def model_rows(summaries: dict[str, VariantSummary]) -> list[tuple[str, str, int
 
 
 def models_table(summaries: dict[str, VariantSummary], dataset: str) -> str:
+    """Markdown table for claim 1: baselines, StackCTR and LoopCTR at their depths.
+
+    Test/valid AUC, logloss, parameters, FLOPs/sample and training time, plus the published
+    BARS test AUCs when they are known for `dataset`.
+    """
     bars = BARS_TEST_AUC.get(dataset, {})
     header = ["model", "test AUC", "test logloss", "valid AUC", "dense params", "embedding params", "FLOPs/sample",
               "train s/epoch", "epochs (best)"]
@@ -78,6 +80,10 @@ def models_table(summaries: dict[str, VariantSummary], dataset: str) -> str:
 
 
 def grid_table(summaries: dict[str, VariantSummary]) -> str:
+    """Markdown table of mean test AUC by training loops L (rows) and inference depth i (columns).
+
+    The last row gives FLOPs/sample per depth.
+    """
     grid = [L for L in GRID_LOOPS if f"loopctr_L{L}" in summaries]
     if not grid:
         return "(no LoopCTR scaling variant was run)"
@@ -97,6 +103,10 @@ def grid_table(summaries: dict[str, VariantSummary]) -> str:
 
 
 def headroom_table(summaries: dict[str, VariantSummary]) -> str:
+    """Markdown table of oracle vs best fixed-depth test AUC per L.
+
+    Over all evaluated depths 0..K and over the trained depths 0..L.
+    """
     rows = []
     for L in GRID_LOOPS:
         s = summaries.get(f"loopctr_L{L}")
@@ -117,6 +127,10 @@ def headroom_table(summaries: dict[str, VariantSummary]) -> str:
 
 
 def ablation_table(summaries: dict[str, VariantSummary]) -> str:
+    """Markdown table of the LoopCTR L=3 ablations (MoE, hyper-connections, top-k).
+
+    A placeholder line when fewer than two of them ran.
+    """
     names = [(MAIN_VARIANT, "E/k = 4/2, MoE + hyper-connections (full)"),
              (f"{MAIN_VARIANT}_no_moe", "without MoE"), (f"{MAIN_VARIANT}_no_hc", "without hyper-connections"),
              (f"{MAIN_VARIANT}_top1", "E/k = 4/1"), (f"{MAIN_VARIANT}_top4", "E/k = 4/4")]
@@ -136,6 +150,7 @@ def ablation_table(summaries: dict[str, VariantSummary]) -> str:
 
 
 def claims_section(claims: list[ClaimCheck]) -> str:
+    """Markdown section with each claim's verdict, its comparison table and findings."""
     parts = []
     for c in claims:
         parts.append(f"**Claim {c.claim}: {c.verdict.upper()}.** {c.statement}\n")
@@ -149,6 +164,7 @@ def claims_section(claims: list[ClaimCheck]) -> str:
 
 
 def throughput_section(result: ThroughputResult | None) -> str:
+    """Markdown table of the training throughput measurement, or a note when it was skipped (`result` None)."""
     if result is None:
         return "(not measured: --skip-throughput)"
     square = ", ".join(f"{m.gflops:.1f}" for m in result.matmul_square)
@@ -168,6 +184,7 @@ def throughput_section(result: ThroughputResult | None) -> str:
 
 def markdown_report(payload: dict[str, Any], summaries: dict[str, VariantSummary], claims: list[ClaimCheck],
                     throughput: ThroughputResult | None) -> str:
+    """The whole markdown report: settings, the four result sections with figures, claims and throughput."""
     dataset = payload["settings"]["dataset"]
     settings = payload["settings"]
     lines = [f"# LoopCTR reproduction on {dataset}", ""]
@@ -244,7 +261,8 @@ def plot_loop_scaling(summaries: dict[str, VariantSummary], path: Path, title: s
     for r, L in enumerate(grid):
         s = summaries[f"loopctr_L{L}"]
         values[r, : s.max_depth + 1] = [s.auc(i).mean for i in range(s.max_depth + 1)]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig = Figure(figsize=(12, 4.5))
+    left, right = fig.subplots(1, 2)
     image = left.imshow(values, aspect="auto", cmap="viridis", origin="lower")
     for r in range(values.shape[0]):
         for c in range(values.shape[1]):
@@ -273,7 +291,6 @@ def plot_loop_scaling(summaries: dict[str, VariantSummary], path: Path, title: s
     fig.suptitle(title)
     fig.tight_layout()
     write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
-    plt.close(fig)
     return path
 
 
@@ -284,7 +301,8 @@ def plot_headroom(summaries: dict[str, VariantSummary], path: Path, title: str) 
     grid = [L for L in GRID_LOOPS if f"loopctr_L{L}" in summaries and "all" in summaries[f"loopctr_L{L}"].headroom]
     if not grid:
         return None
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig = Figure(figsize=(11, 4.2))
+    left, right = fig.subplots(1, 2)
     heads = [summaries[f"loopctr_L{L}"].headroom for L in grid]
     _errorbar(left, grid, [h["all"].oracle_auc for h in heads], marker="o", label="oracle over depths 0..K")
     _errorbar(left, grid, [h["all"].best_fixed_auc for h in heads], marker="s", label="best fixed depth in 0..K")
@@ -310,5 +328,4 @@ def plot_headroom(summaries: dict[str, VariantSummary], path: Path, title: str) 
     fig.suptitle(title)
     fig.tight_layout()
     write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
-    plt.close(fig)
     return path

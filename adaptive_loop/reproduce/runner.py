@@ -45,6 +45,7 @@ PROFILE_FILE = "profile_train_step_{dataset}.txt"  # one per dataset, so runs on
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `python benchmarks/reproduce.py`."""
     parser = argparse.ArgumentParser(
         prog="python benchmarks/reproduce.py",
         description="Reproduce the LoopCTR paper's claims on one dataset: baselines, the loop-scaling grid, "
@@ -227,6 +228,10 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkOut
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark on `argv` and print the claim verdicts and output paths.
+
+    Returns 0 on success, 2 on a user-fixable `AdaptiveLoopError`.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:

@@ -143,6 +143,10 @@ class BenchmarkSettings:
         return reasons
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings recorded in the results JSON.
+
+        Dataset, config, overrides, seeds, epochs, training rows, grid depth and threads.
+        """
         return {
             "dataset": self.dataset,
             "config": str(self.config_path),

@@ -60,10 +60,12 @@ class ThroughputResult:
     fraction_of_model_shaped_matmul: float
 
     def to_dict(self) -> dict[str, Any]:
+        """The measurement as a JSON-ready dict."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "ThroughputResult":
+        """Rebuild a measurement from `to_dict` output (e.g. a cached `throughput.json`)."""
         raw = dict(raw)
         raw["matmul_square"] = [MatmulRate(tuple(m["shape"]), m["gflops"], m["seconds"]) for m in raw["matmul_square"]]
         m = raw["matmul_model_shaped"]
@@ -71,6 +73,7 @@ class ThroughputResult:
         return cls(**raw)
 
     def summary(self) -> str:
+        """One line: samples/s, training FLOPs/sample, achieved GFLOP/s and its share of the measured matmul rates."""
         square = statistics.median(m.gflops for m in self.matmul_square)
         return (
             f"{self.model} training: {self.samples_per_second:,.0f} samples/s ({self.seconds_per_step * 1e3:.0f} ms per "

@@ -34,6 +34,7 @@ class RawDataset:
     info: dict[str, object] = field(default_factory=dict)
 
     def splits(self) -> dict[str, pd.DataFrame]:
+        """The three splits by name: `{'train': ..., 'valid': ..., 'test': ...}`."""
         return {"train": self.train, "valid": self.valid, "test": self.test}
 
 

@@ -48,6 +48,7 @@ TOKEN_GROUPS = (("user",), ("item", "cost"), ("daytime", "weekday", "isweekend")
 
 
 def frappe_schema() -> DatasetSchema:
+    """Schema of Frappe_x1: the 10 categorical fields, label `label`, gAUC group `user`, five global tokens."""
     return DatasetSchema(
         label="label",
         categorical=tuple(CategoricalField(name) for name in FIELDS),

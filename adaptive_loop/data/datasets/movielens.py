@@ -36,6 +36,10 @@ AGE_BANDS = (18, 25, 35, 45, 50, 56)  # MovieLens-1M bands: <18, 18-24, 25-34, 3
 
 
 def movielens_schema(max_seq_len: int) -> DatasetSchema:
+    """Schema of MovieLens 100K (label `label`, gAUC group `user`).
+
+    User, item and profile fields, pooled `genres`, and `hist_items` (up to `max_seq_len`) as sequence tokens.
+    """
     return DatasetSchema(
         label="label",
         categorical=tuple(CategoricalField(n) for n in ("user", "item", "age", "gender", "occupation")),

@@ -24,6 +24,10 @@ ITEM_FIELDS = ("item_feature_1", "item_feature_2", "item_feature_3")
 
 
 def open_bandit_schema() -> DatasetSchema:
+    """Schema of the Open Bandit sample (label `click`).
+
+    Item, position, user and item fields, two numeric fields, three global tokens.
+    """
     return DatasetSchema(
         label="click",
         categorical=tuple(CategoricalField(n) for n in ("item_id", "position", *USER_FIELDS, *ITEM_FIELDS)),

@@ -51,6 +51,10 @@ MIN_HISTORY = 4
 
 
 def synthetic_schema(seq_len: int) -> DatasetSchema:
+    """Schema of the synthetic dataset (label `label`, gAUC group `user`).
+
+    Seven categorical fields and `hist_items` (up to `seq_len`) as sequence tokens.
+    """
     return DatasetSchema(
         label="label",
         categorical=tuple(CategoricalField(n) for n in ("user", "item", "item_cat", "slot", "pointer", "hour", "device")),
