@@ -177,6 +177,7 @@ class ModelTuneResult:
     trials: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict of the result (best parameters, trials, storage)."""
         return dataclasses.asdict(self)
 
 
