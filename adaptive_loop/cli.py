@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from adaptive_loop.errors import AdaptiveLoopError
+from adaptive_loop.errors import AdaptiveLoopError, ConfigError
 
 BUILTIN_CONFIGS = Path(__file__).parent / "configs"
 
@@ -27,7 +27,7 @@ def resolve_config(name_or_path: str | None) -> Path | None:
     if builtin.is_file():
         return builtin
     names = ", ".join(sorted(p.stem for p in BUILTIN_CONFIGS.glob("*.yaml")))
-    raise AdaptiveLoopError(f"config {name_or_path!r} is neither a file nor a built-in config ({names})")
+    raise ConfigError(f"config {name_or_path!r} is neither a file nor a built-in config ({names})")
 
 
 def _config_from_args(args: argparse.Namespace):

@@ -24,24 +24,15 @@ from adaptive_loop.config import RunConfig, load_config
 from adaptive_loop.errors import ConfigError
 from adaptive_loop.reproduce.variants import Variant
 
-BUILTIN_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # Keys that may differ between a cell's first run and its rerun without changing its result.
 _VOLATILE = {("data", "data_root"), ("train", "progress"), ("train", "num_threads"), ("train", "device")}
 
 
 def base_config_path(dataset: str, config: str | None) -> Path:
     """The base config: `config` (a file or a built-in name), else the built-in `<dataset>.yaml`."""
-    name = config or dataset
-    path = Path(name)
-    if path.is_file():
-        return path
-    builtin = BUILTIN_CONFIGS / f"{name}.yaml"
-    if builtin.is_file():
-        return builtin
-    names = ", ".join(sorted(p.stem for p in BUILTIN_CONFIGS.glob("*.yaml")))
-    raise ConfigError(
-        f"no base config for {name!r}: pass --config with a YAML file or one of the built-in configs ({names})"
-    )
+    from adaptive_loop.cli import resolve_config
+
+    return resolve_config(config or dataset)
 
 
 @dataclass(frozen=True)
