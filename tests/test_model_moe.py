@@ -18,15 +18,24 @@ def test_router_selects_k_distinct_experts_with_designed_weights(renormalize: bo
     x = torch.randn(50, 8)
     r = router(x)
     assert r.experts.shape == (50, 2)
-    assert (r.experts[:, 0] != r.experts[:, 1]).all()
+    assert (r.experts[:, 0] < r.experts[:, 1]).all()  # k distinct experts, in ascending index order
     top = r.probs.topk(2, dim=-1)
-    assert torch.equal(r.experts, top.indices)
+    ascending, order = top.indices.sort(dim=-1)
+    assert torch.equal(r.experts, ascending)
+    top_p = top.values.gather(1, order)  # probabilities in the same (ascending expert) order
     if renormalize:
         torch.testing.assert_close(r.weights.sum(-1), torch.ones(50))
+        torch.testing.assert_close(r.weights, top_p / top_p.sum(-1, keepdim=True))
     else:
-        torch.testing.assert_close(r.weights, top.values)
-    assert sum(r.counts) == 100
+        torch.testing.assert_close(r.weights, top_p)
+    assert r.counts == torch.bincount(r.experts.reshape(-1), minlength=4).tolist()
     assert torch.equal(torch.bincount(r.tokens, minlength=50), torch.full((50,), 2))
+    start = 0
+    for e, count in enumerate(r.counts):  # assignment rows are grouped by expert, tokens ascending
+        tokens = r.tokens[start : start + count]
+        assert torch.equal(tokens, torch.nonzero((r.experts == e).any(-1)).squeeze(1))
+        assert torch.equal(r.rows_t.t()[r.experts == e], torch.arange(start, start + count))
+        start += count
 
 
 @pytest.mark.parametrize("layer", ["linear", "ffn"])

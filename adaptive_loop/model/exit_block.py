@@ -36,7 +36,6 @@ class ExitBlock(nn.Module):
                 top_k=config.top_k,
                 renormalize=config.router_renormalize,
                 init_std=config.init_std,
-                dropout=config.dropout,
             )
         self.final_norm = nn.LayerNorm(d)
         self.tower = MLP(n_glb * d, config.tower_hidden, 1, config.dropout)

@@ -7,6 +7,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from adaptive_loop.model.dropout import Dropout
+
 
 def normal_linear(d_in: int, d_out: int, std: float, bias: bool = True) -> nn.Linear:
     """y = x W^T + b with W ~ N(0, std^2), b = 0 (GPT-2 style init for transformer projections) [ours]."""
@@ -27,7 +29,7 @@ class MLP(nn.Module):
         for h in hidden:
             layers += [nn.Linear(width, int(h)), nn.ReLU()]
             if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
             width = int(h)
         layers.append(nn.Linear(width, d_out))
         self.net = nn.Sequential(*layers)

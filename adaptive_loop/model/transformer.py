@@ -14,6 +14,7 @@ from torch import nn
 
 from adaptive_loop.model.attention import Attention
 from adaptive_loop.model.config import ModelConfig
+from adaptive_loop.model.dropout import Dropout
 from adaptive_loop.model.ffn import FeedForward
 from adaptive_loop.model.moe import AuxCollector
 
@@ -33,7 +34,6 @@ class TransformerLayer(nn.Module):
             top_k=config.top_k,
             renormalize=config.router_renormalize,
             init_std=config.init_std,
-            dropout=config.dropout,
         )
         self.ffn_norm = nn.LayerNorm(d)
         self.ffn = FeedForward(
@@ -45,7 +45,7 @@ class TransformerLayer(nn.Module):
             renormalize=config.router_renormalize,
             init_std=config.init_std,
         )
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
 
     def attention_sublayer(
         self, h: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor, aux: AuxCollector | None
