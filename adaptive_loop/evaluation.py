@@ -33,7 +33,7 @@ class DepthMetrics:
         return asdict(self)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_depths(
     model: torch.nn.Module,
     data: EncodedData,

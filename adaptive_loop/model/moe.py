@@ -40,12 +40,12 @@ from torch import nn
 
 @dataclass
 class Routing:
-    """Routing decisions of N tokens, laid out expert-major for the expert layers.
+    """Routing decisions of N tokens, laid out for the expert layers.
 
     Attributes:
         probs_t: [E, N] router softmax.
         chosen: [E, N] bool, True where the token goes to the expert (k per token).
-        experts_t: [k, N] the chosen experts of each token, ascending expert index.
+        experts_t: [k, N] the chosen experts of each token, most probable first.
         weights_t: [k, N] their combination weights (differentiable w.r.t. the router).
         rows_t: [k, N] row of each (slot, token) assignment in the grouped order below.
         tokens: [N*k] token of each assignment, grouped by expert (ascending), tokens ascending within.
@@ -68,7 +68,7 @@ class Routing:
 
     @property
     def experts(self) -> torch.Tensor:
-        """[N, k] chosen experts of each token (ascending index)."""
+        """[N, k] chosen experts of each token, most probable first."""
         return self.experts_t.t()
 
     @property
@@ -84,7 +84,7 @@ class Routing:
         """
         k, n = weights_t.shape
         if self._combine_cols is None:
-            self._combine_cols = self.rows_t.t().reshape(-1)  # per token its k rows, ascending
+            self._combine_cols = self.rows_t.t().reshape(-1)  # per token its k rows
         crow = torch.arange(0, n * k + 1, k, device=weights_t.device)
         with warnings.catch_warnings():  # "sparse CSR support is in beta": products with dense matrices are stable
             warnings.simplefilter("ignore", UserWarning)
@@ -190,23 +190,19 @@ class Router(nn.Module):
 
     def route(self, logits: torch.Tensor, valid: torch.Tensor | None = None, aux: AuxCollector | None = None) -> Routing:
         """Route tokens given their router logits x W_r [N, E] (computed by the caller, e.g. fused with Q and K)."""
-        n, e, k = logits.shape[0], self.n_experts, self.top_k
+        n, k = logits.shape[0], self.top_k
         probs = torch.softmax(logits.t().contiguous(), dim=0)  # [E, N]
-        top = probs.topk(k, dim=0).indices  # [k, N]
-        chosen = torch.zeros_like(probs, dtype=torch.bool).scatter_(0, top, True)
-        weights = probs * chosen
-        if self.renormalize:
-            weights = weights / weights.sum(dim=0, keepdim=True)
-        counts_t = chosen.sum(dim=1)
-        rows = chosen.cumsum(dim=1) - 1 + (counts_t.cumsum(0) - counts_t).unsqueeze(1)  # [E, N] row in grouped order
-        slot = torch.where(chosen, chosen.cumsum(dim=0) - 1, k)  # [E, N]: 0..k-1 by ascending expert; k = not chosen
-        experts_t = _by_slot(slot, torch.arange(e, device=logits.device).unsqueeze(1).expand(e, n), k)
-        rows_t = _by_slot(slot, rows, k)
-        weights_t = torch.zeros(k + 1, n, dtype=weights.dtype, device=weights.device).scatter(0, slot, weights)[:k]
-        tokens = torch.remainder(chosen.reshape(-1).nonzero().squeeze(1), n) if n else slot.new_zeros(0)
+        top_p, experts = probs.topk(k, dim=0)  # [k, N]
+        weights = top_p / top_p.sum(dim=0, keepdim=True) if self.renormalize else top_p
+        chosen = torch.zeros_like(probs, dtype=torch.bool).scatter_(0, experts, True)
+        counts = chosen.sum(dim=1)
+        # row of assignment (e, n) when grouped by expert: rows before expert e, plus n's rank among e's tokens
+        first_row = (counts.cumsum(0) - counts - 1).unsqueeze(1)
+        rows = (chosen.cumsum(dim=1) + first_row).gather(0, experts)  # [k, N]
+        tokens = torch.remainder(chosen.reshape(-1).nonzero().squeeze(1), max(n, 1))
         if aux is not None:
             aux.add(self._stats(probs, chosen, valid))
-        return Routing(probs, chosen, experts_t, weights_t, rows_t, tokens, counts_t.tolist())
+        return Routing(probs, chosen, experts, weights, rows, tokens, counts.tolist())
 
     def _stats(self, probs: torch.Tensor, chosen: torch.Tensor, valid: torch.Tensor | None) -> RouterStats:
         """Balance statistics of probabilities [E, N] and choices [E, N] over the valid tokens."""
@@ -223,11 +219,6 @@ class Router(nn.Module):
         probs_mean = probs_sum / n
         frac = hits_sum / (n * self.top_k)
         return RouterStats(key=id(self), probs_mean=probs_mean, frac=frac)
-
-
-def _by_slot(slot: torch.Tensor, values: torch.Tensor, k: int) -> torch.Tensor:
-    """[E, N] values of the chosen entries -> [k, N] by slot (unchosen entries land in a dropped row k)."""
-    return torch.empty(k + 1, slot.shape[1], dtype=values.dtype, device=values.device).scatter_(0, slot, values)[:k]
 
 
 def _expert_weight(n_experts: int, d_in: int, d_out: int, init_std: float) -> nn.Parameter:
