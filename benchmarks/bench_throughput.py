@@ -32,7 +32,9 @@ writes to `--out`.
 
     python benchmarks/bench_throughput.py [--threads 2] [--quick] [--out PATH]
 
-Timings on a shared CPU are noisy (+-25%): compare figures from one run only. Needs the
+Timings on a shared CPU are noisy (+-25%; with other processes competing for the cores, two
+threads can be many times slower than one): compare figures from one run only, and look at
+the load average the JSON records. Needs the
 frappe_x1 and movielens_100k datasets (found as for `adaptive-loop train`).
 """
 
@@ -41,6 +43,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -257,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     started = time.perf_counter()
+    load_before = os.getloadavg()
     torch.set_num_threads(args.threads)
 
     before = [matmul_rate(1024, 1024, 1024, repeats=plan.matmul_repeats)]
@@ -288,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory": memory,
         "setup": {"threads": args.threads, "quick": args.quick, "plan": dataclasses.asdict(plan),
                   "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
+                  "cpus": os.cpu_count(), "load_average_1_5_15min": {"start": load_before, "end": os.getloadavg()},
                   "command": "python benchmarks/bench_throughput.py " + " ".join(sys.argv[1:] if argv is None else argv)},
         "seconds": time.perf_counter() - started,
     }
