@@ -80,7 +80,7 @@ class ModelConfig:
             "at init the read-out equals a plain pre-norm residual stack) or 'sum' (n times that at init)."
         },
     )
-    dropout: float = field(default=0.0, metadata={"help": "Dropout on attention weights, sub-layer outputs and tower layers (training only) [ours]."})
+    dropout: float = field(default=0.0, metadata={"help": "Dropout on sub-layer outputs (attention and FFN) and tower layers, training only; none on the attention probabilities, so the fused attention kernel applies [ours]."})
     seq_compress_queries: int = field(
         default=0,
         metadata={"help": "m: compress the behaviour sequence into m tokens with m learned queries (cross-attention); 0 = off [ours]."},

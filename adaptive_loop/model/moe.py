@@ -250,6 +250,9 @@ class ExpertFFN(nn.Module):
 
     def forward(self, x: torch.Tensor, routing: Routing) -> torch.Tensor:
         """x [N, d] -> sum_{e in topk} w_e FFN_e(x): [N, d]."""
+        if not torch.is_grad_enabled():  # inference: no autograd node, GELU in place (one [N*k, hidden] buffer less)
+            out, _ = _expert_ffn(x, self.w1, self.b1, self.w2, self.b2, routing.weights_t, routing, for_backward=False)
+            return out
         return _ExpertFFNFn.apply(x, self.w1, self.b1, self.w2, self.b2, routing.weights_t, routing)
 
 
@@ -311,22 +314,29 @@ class _ExpertLinearFn(torch.autograd.Function):
         return d_x, d_w, d_b, d_route, None
 
 
+def _expert_ffn(x, w1, b1, w2, b2, weights_t, routing: Routing, for_backward: bool):
+    """The expert FFNs' forward: (output [N, d], tensors the backward pass needs or None)."""
+    xs = x.index_select(0, routing.tokens)
+    pre = x.new_empty(xs.shape[0], w1.shape[-1])
+    ys = x.new_empty(xs.shape[0], w2.shape[-1])
+    for e, rows in _slices(routing.counts):
+        torch.addmm(b1[e], xs[rows], w1[e], out=pre[rows])
+    hidden = F.gelu(pre) if for_backward else torch.ops.aten.gelu_(pre)
+    for e, rows in _slices(routing.counts):
+        torch.addmm(b2[e], hidden[rows], w2[e], out=ys[rows])
+    out = torch.sparse.mm(routing.combine_matrix(weights_t.detach()), ys)
+    return out, ((xs, pre, hidden, ys) if for_backward else None)
+
+
 class _ExpertFFNFn(torch.autograd.Function):
     """y[n] = sum over token n's assignments of w * FFN_e(x[n]) (see module docstring)."""
 
     @staticmethod
     def forward(ctx, x, w1, b1, w2, b2, weights_t, routing):
-        xs = x.index_select(0, routing.tokens)
-        pre = x.new_empty(xs.shape[0], w1.shape[-1])
-        ys = x.new_empty(xs.shape[0], w2.shape[-1])
-        for e, rows in _slices(routing.counts):
-            torch.addmm(b1[e], xs[rows], w1[e], out=pre[rows])
-        hidden = F.gelu(pre)
-        for e, rows in _slices(routing.counts):
-            torch.addmm(b2[e], hidden[rows], w2[e], out=ys[rows])
+        out, (xs, pre, hidden, ys) = _expert_ffn(x, w1, b1, w2, b2, weights_t, routing, for_backward=True)
         ctx.save_for_backward(xs, pre, hidden, ys, w1, w2, weights_t)
         ctx.routing = routing
-        return torch.sparse.mm(routing.combine_matrix(weights_t.detach()), ys)
+        return out
 
     @staticmethod
     def backward(ctx, g):
