@@ -49,7 +49,7 @@ from controllers.evaluation import evaluate
 from controllers.tuning import budget_at_depth, refit, tune_controller
 from oracle.agreement import depth_agreement, needed_depth_agreement
 from oracle.budgeted import budgeted_oracle_curve
-from oracle.fast_metrics import fast_auc
+from adaptive_loop.metrics import auc
 from oracle.headroom import headroom_table
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -138,7 +138,7 @@ def evaluate_at(controller, valid: DepthTrace, test: DepthTrace, budget: float, 
     if isinstance(controller, UtilityAllocator):  # the same predictor, re-priced batch by batch on test
         streamed = stream_trace(controller, test, budget, batch_size=STREAM_BATCH)
         z = test.logits[np.arange(test.n_samples), streamed.depth]
-        out["stream"] = {"batch_size": STREAM_BATCH, "mean_cost": streamed.mean_cost, "auc": fast_auc(test.labels, z),
+        out["stream"] = {"batch_size": STREAM_BATCH, "mean_cost": streamed.mean_cost, "auc": auc(test.labels, z),
                          "lam_min": float(np.min(streamed.lams)), "lam_max": float(np.max(streamed.lams))}
     return out
 

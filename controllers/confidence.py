@@ -24,7 +24,7 @@ from typing import ClassVar
 import numpy as np
 
 from adaptive_loop.errors import ConfigError
-from adaptive_loop.metrics import sigmoid
+from adaptive_loop.metrics import sigmoid, softplus
 from adaptive_loop.trace import DepthTrace
 from controllers.base import IncrementalController, StepView, check_choice
 from controllers.registry import register_controller
@@ -32,11 +32,6 @@ from controllers.registry import register_controller
 FLOPS_MARGIN = 14.0
 FLOPS_ENTROPY = 36.0
 _QUANTILE_LEVELS = np.linspace(0.0, 1.0, 2001)
-
-
-def softplus(z: np.ndarray) -> np.ndarray:
-    """log(1 + exp(z)), computed without overflow for large |z| (float64)."""
-    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
 
 
 def confidence(logits: np.ndarray, criterion: str) -> np.ndarray:

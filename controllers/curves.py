@@ -32,11 +32,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from adaptive_loop.metrics import logloss_from_logits
+from adaptive_loop.metrics import auc, logloss_from_logits
 from adaptive_loop.trace import DepthTrace
 from controllers.base import Controller
 from oracle.depths import depth_costs
-from oracle.fast_metrics import fast_auc
 from oracle.tables import frame_to_markdown
 
 
@@ -101,7 +100,7 @@ def sweep(
             d = controller.decide(trace)
         z = d.logits(trace)
         costs[i] = d.mean_cost
-        aucs[i] = fast_auc(y, z)
+        aucs[i] = auc(y, z)
         losses[i] = logloss_from_logits(y, z)
     order = np.argsort(costs, kind="stable")
     return Curve(name or controller.name, controller.budget_param, np.asarray(knobs)[order], costs[order], aucs[order], losses[order])
@@ -147,7 +146,7 @@ class FixedFrontier:
 def fixed_frontier(trace: DepthTrace, pareto_only: bool = True) -> FixedFrontier:
     """The fixed-depth frontier of a trace (`pareto_only=False` keeps every depth)."""
     costs = depth_costs(trace)
-    aucs = np.array([fast_auc(trace.labels, trace.logits[:, t]) for t in range(trace.n_depths)])
+    aucs = np.array([auc(trace.labels, trace.logits[:, t]) for t in range(trace.n_depths)])
     if pareto_only:
         kept = [0]
         for t in range(1, trace.n_depths):
@@ -172,7 +171,7 @@ def mixture_depths(frontier: FixedFrontier, n: int, cost: float, seed: int = 0) 
 def mixture_auc(trace: DepthTrace, frontier: FixedFrontier, cost: float, seed: int = 0) -> float:
     """Measured AUC of the random-mixture frontier at `cost`."""
     d = mixture_depths(frontier, trace.n_samples, cost, seed)
-    return fast_auc(trace.labels, trace.logits[np.arange(trace.n_samples), d])
+    return auc(trace.labels, trace.logits[np.arange(trace.n_samples), d])
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,9 @@ import numpy as np
 import pandas as pd
 
 from adaptive_loop.cost import CostModel
-from adaptive_loop.metrics import logloss_from_logits
+from adaptive_loop.metrics import auc, gauc, logloss_from_logits
 from adaptive_loop.trace import DepthTrace
 from controllers.base import Controller, ControllerDecision
-from oracle.fast_metrics import fast_auc, fast_gauc
 from oracle.tables import frame_to_markdown
 
 
@@ -75,9 +74,9 @@ def evaluate(
         knob_name=controller.budget_param,
         knob=float(controller.knob),
         n_samples=n,
-        auc=fast_auc(y, z),
+        auc=auc(y, z),
         logloss=logloss_from_logits(y, z) if n else float("nan"),
-        gauc=fast_gauc(y, z, trace.groups) if (with_gauc and trace.groups is not None) else None,
+        gauc=gauc(y, z, trace.groups) if (with_gauc and trace.groups is not None) else None,
         mean_cost=d.mean_cost,
         cost_p50=p50,
         cost_p90=p90,

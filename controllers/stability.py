@@ -21,10 +21,9 @@ from typing import ClassVar
 import numpy as np
 
 from adaptive_loop.errors import ConfigError
-from adaptive_loop.metrics import sigmoid
+from adaptive_loop.metrics import sigmoid, softplus
 from adaptive_loop.trace import DepthTrace
 from controllers.base import IncrementalController, StepView, check_choice
-from controllers.confidence import softplus
 from controllers.registry import register_controller
 
 FLOPS_PER_STEP = {"delta_p": 25.0, "delta_logit": 5.0, "kl": 69.0}

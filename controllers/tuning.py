@@ -26,11 +26,11 @@ import numpy as np
 
 from adaptive_loop.cost import CostModel
 from adaptive_loop.errors import BudgetError, ConfigError
+from adaptive_loop.metrics import auc
 from adaptive_loop.trace import DepthTrace
 from adaptive_loop.tuning import create_or_resume, open_storage, run_trials, storage_url, trials_table
 from controllers.base import Controller
 from controllers.registry import controller_class, make_controller
-from oracle.fast_metrics import fast_auc
 
 SpaceFn = Callable[[Any, DepthTrace], dict[str, Any]]
 
@@ -156,7 +156,7 @@ def calibrate_and_score(controller: Controller, trace: DepthTrace, budget: float
     else:
         controller.calibrate(trace, budget)
     d = controller.decide(trace)
-    return Scored(fast_auc(trace.labels, d.logits(trace)), d.mean_cost, float(controller.knob), d.mean_cost - budget)
+    return Scored(auc(trace.labels, d.logits(trace)), d.mean_cost, float(controller.knob), d.mean_cost - budget)
 
 
 @dataclass

@@ -34,9 +34,9 @@ import numpy as np
 import pandas as pd
 
 from adaptive_loop.errors import BudgetError
+from adaptive_loop.metrics import auc
 from adaptive_loop.trace import DepthTrace
 from oracle.depths import cost_units, depth_costs, logits_at, oracle_depths, per_sample_bce
-from oracle.fast_metrics import fast_auc
 from oracle.tables import frame_to_markdown
 
 METHODS = ("lagrangian", "greedy", "rank_greedy")
@@ -217,7 +217,7 @@ class BudgetedOracle:
             for path in self.rank_paths:
                 m = int(np.searchsorted(path.cum_steps, max_steps, side="right"))
                 cand = path.allocation(m)
-                a = fast_auc(self.trace.labels, logits_at(self.trace, cand))
+                a = auc(self.trace.labels, logits_at(self.trace, cand))
                 if a > best_auc:
                     best, best_auc = cand, a
             assert best is not None
@@ -229,7 +229,7 @@ class BudgetedOracle:
             budget=float(budget),
             depths=depths,
             mean_cost=float(self.costs[depths].mean()),
-            auc=fast_auc(self.trace.labels, logits_at(self.trace, depths)),
+            auc=auc(self.trace.labels, logits_at(self.trace, depths)),
             lam=lam,
         )
 
@@ -249,7 +249,7 @@ class BudgetedOracle:
                     lam[i] = alloc.lam
         best = np.max(np.vstack([method_auc[m] for m in self.methods]), axis=0)
         envelope = np.maximum.accumulate(best)
-        oracle_auc = fast_auc(self.trace.labels, logits_at(self.trace, oracle_depths(self.trace, bce=self.bce)))
+        oracle_auc = auc(self.trace.labels, logits_at(self.trace, oracle_depths(self.trace, bce=self.bce)))
         return BudgetedOracleCurve(b, envelope, method_auc, method_cost, lam, oracle_auc)
 
 

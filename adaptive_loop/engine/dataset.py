@@ -31,6 +31,7 @@ from adaptive_loop.data.batch import EncodedData
 from adaptive_loop.engine.scorer import AdaptiveScorer, ScoredBatch, StageTimes
 from adaptive_loop.errors import ConfigError, DataError
 from adaptive_loop.io import atomic_path
+from adaptive_loop.metrics import auc_from_counts
 
 SPLIT_NAMES = ("train", "valid", "test")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -42,9 +43,10 @@ class StreamingAUC:
     """ROC AUC from label counts per logit bin (bounded memory, any number of rows).
 
     Logits are binned on [-limit, limit] into `bins` equal bins (values outside go to the
-    end bins). Pairs in different bins are ordered exactly; pairs in one bin count as ties
-    (1/2), so with the default 2^20 bins of width 3e-5 the result differs from the exact
-    AUC only by the share of positive/negative pairs closer than that.
+    end bins) and the bins are the score runs of `adaptive_loop.metrics.auc_from_counts`.
+    Pairs in different bins are ordered exactly; pairs in one bin count as ties (1/2), so
+    with the default 2^20 bins of width 3e-5 the result differs from the exact AUC only by
+    the share of positive/negative pairs closer than that.
     """
 
     def __init__(self, bins: int = 1 << 20, limit: float = 16.0) -> None:
@@ -68,11 +70,9 @@ class StreamingAUC:
 
     def value(self) -> float | None:
         """AUC, or None without both classes."""
-        p, n = float(self.pos.sum()), float(self.neg.sum())
-        if p == 0 or n == 0:
+        if self.pos.sum() == 0 or self.neg.sum() == 0:
             return None
-        below = np.cumsum(self.neg) - self.neg
-        return float((self.pos * (below + 0.5 * self.neg)).sum() / (p * n))
+        return float(auc_from_counts(self.pos.astype(np.float64), self.neg.astype(np.float64)))
 
 
 # --------------------------------------------------------------------------- writing results
