@@ -168,6 +168,11 @@ class DepthTrace:
             if not float(getattr(self.meta, name)) >= 0:
                 raise TraceError(f"{source}: metadata {name} must be a non-negative number")
 
+    def logits_at(self, depths: np.ndarray) -> np.ndarray:
+        """The logit each sample has at its own depth (`depths` int [n]), float64 [n]."""
+        d = np.asarray(depths, dtype=np.int64)
+        return self.logits[np.arange(self.n_samples), d].astype(np.float64)
+
     def subset(self, rows: np.ndarray | slice) -> "DepthTrace":
         """A trace of the selected rows (index array, boolean mask or slice)."""
         return DepthTrace(

@@ -36,6 +36,7 @@ import numpy as np
 
 from adaptive_loop.cost import CostModel
 from adaptive_loop.errors import BudgetError, CheckpointError, ConfigError
+from adaptive_loop.hull import hull_walk
 from adaptive_loop.trace import DepthTrace, TraceMeta
 from controllers.base import Controller, ControllerDecision, OnlineState, StepView, check_choice
 from controllers.features import UpfrontFeatures, is_id_column
@@ -54,27 +55,10 @@ def allocate(utility: np.ndarray, units: np.ndarray, lam: float) -> np.ndarray:
 def hull_slopes(utility: np.ndarray, units: np.ndarray) -> np.ndarray:
     """Slopes of every row's upper concave hull of (units[t], utility[:, t]) (all of them, any sign).
 
-    As lam falls from +inf, a row's choice walks along this hull, moving at each slope.
+    As lam falls from +inf, a row's choice walks along this hull, moving at each slope
+    (`adaptive_loop.hull.hull_walk`; collinear points give one slope).
     """
-    u = np.asarray(utility, dtype=np.float64)
-    n, d = u.shape
-    cur = np.zeros(n, dtype=np.int64)
-    rows = np.arange(n)
-    out: list[np.ndarray] = []
-    for _ in range(d - 1):
-        if rows.size == 0:
-            break
-        c = cur[rows]
-        du = u[rows] - u[rows, c][:, None]
-        dc = units[None, :] - units[c][:, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            s = du / dc
-        s[dc <= 0] = -np.inf
-        best = d - 1 - np.argmax(s[:, ::-1], axis=1)  # the farthest of equal slopes
-        out.append(s[np.arange(rows.size), best])
-        cur[rows] = best
-        rows = rows[best < d - 1]
-    return np.concatenate(out) if out else np.zeros(0)
+    return hull_walk(utility, units, ties="farthest", improving_only=False).slope
 
 
 def price_candidates(utility: np.ndarray, units: np.ndarray) -> np.ndarray:
@@ -89,17 +73,6 @@ def price_candidates(utility: np.ndarray, units: np.ndarray) -> np.ndarray:
 
 def _finite(a: np.ndarray) -> np.ndarray:
     return a[np.isfinite(a)]
-
-
-def depth_units(meta: TraceMeta, uses_first_step: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(exits [K+1], extra cost over depth 0 in Loop-step units [K+1]) of an up-front choice."""
-    k = int(meta.max_depth)
-    t = np.arange(k + 1)
-    exits = np.where((t > 0) & uses_first_step, 2, 1).astype(np.int64)
-    cm = CostModel.from_meta(meta)
-    cost = np.asarray(cm.cost(t, exits), dtype=np.float64)
-    unit = cm.loop if cm.loop > 0 else 1.0
-    return exits, (cost - cost[0]) / unit
 
 
 class UtilityAllocator(Controller):
@@ -119,7 +92,7 @@ class UtilityAllocator(Controller):
             trace, bool(self.use_logit), bool(self.use_hidden), self.features, owner=type(self).__name__
         )
         self.flops_summary_ = float(trace.meta.flops_summary)
-        self.exits_by_depth_, self.units_ = depth_units(trace.meta, self.features_.use_logit)
+        self.exits_by_depth_, self.units_ = CostModel.from_meta(trace.meta).depth_units(trace.max_depth, self.features_.use_logit)
         x = self.features_.from_trace(trace, type(self).__name__)
         self._fit_predictor(x, trace, targets)
         self.predictor_token_ = object()
@@ -364,8 +337,8 @@ def stream_trace(controller: UtilityAllocator, trace: DepthTrace, budget: float,
 # --------------------------------------------------------------------------- gain models
 def gain_table(trace: DepthTrace, gain_target: str, targets: Any, owner: str) -> np.ndarray:
     """Per-sample gains over depth 0 [n, K+1] to regress: BCE saved (`"bce"`), AUC contribution
-    gained (`"rank"`, `oracle.gains.rank_gains`), or a table given as `targets`."""
-    from oracle.gains import gain_targets, rank_gains
+    gained (`"rank"`, `adaptive_loop.depth_targets.rank_gains`), or a table given as `targets`."""
+    from adaptive_loop.depth_targets import gain_targets, rank_gains
 
     if targets is not None:
         gains = np.asarray(getattr(targets, "over_depth0", targets), dtype=np.float64)

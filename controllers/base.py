@@ -149,7 +149,7 @@ class ControllerDecision:
 
     def logits(self, trace: DepthTrace) -> np.ndarray:
         """The logit each sample is predicted with (float64 [n])."""
-        return trace.logits[np.arange(trace.n_samples), self.depth].astype(np.float64)
+        return trace.logits_at(self.depth)
 
     @classmethod
     def from_depths(

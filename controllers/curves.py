@@ -32,10 +32,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from adaptive_loop.cost import CostModel
 from adaptive_loop.metrics import auc, logloss_from_logits
 from adaptive_loop.trace import DepthTrace
 from controllers.base import Controller
-from oracle.depths import depth_costs
 from oracle.tables import frame_to_markdown
 
 
@@ -145,7 +145,7 @@ class FixedFrontier:
 
 def fixed_frontier(trace: DepthTrace, pareto_only: bool = True) -> FixedFrontier:
     """The fixed-depth frontier of a trace (`pareto_only=False` keeps every depth)."""
-    costs = depth_costs(trace)
+    costs = CostModel.from_trace(trace).depth_costs(trace.max_depth)
     aucs = np.array([auc(trace.labels, trace.logits[:, t]) for t in range(trace.n_depths)])
     if pareto_only:
         kept = [0]

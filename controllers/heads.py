@@ -124,13 +124,13 @@ class HeadController(IncrementalController):
 
     def _loss_table(self, trace: DepthTrace, targets: Any) -> np.ndarray:
         """Per-sample per-depth loss [n, K+1]: BCE (`loss="bce"`), minus the AUC-contribution gain
-        over depth 0 (`loss="rank"`, `oracle.gains.rank_gains`), or a table given as `targets`."""
+        over depth 0 (`loss="rank"`, `adaptive_loop.depth_targets.rank_gains`), or a table given as `targets`."""
         if targets is None:
             if self.loss == "rank":
-                from oracle.gains import rank_gains
+                from adaptive_loop.depth_targets import rank_gains
 
                 return -rank_gains(trace)
-            from oracle.depths import per_sample_bce
+            from adaptive_loop.depth_targets import per_sample_bce
 
             return per_sample_bce(trace)
         table = np.asarray(getattr(targets, "bce", targets), dtype=np.float64)

@@ -8,7 +8,7 @@ is never used), the depth-0 logit and |logit|, and the depth-0 hidden summary. T
   oracle depth with `oracle_cost_lambda > 0`); the utility of depth t is its predicted
   class probability, so at price 0 a row takes its most likely oracle depth;
 - `target="gain"`: one regressor per depth t >= 1 on the per-sample gain over depth 0
-  (`oracle.gains`): BCE saved (`gain_target="bce"`) or AUC contribution gained
+  (`adaptive_loop.depth_targets`): BCE saved (`gain_target="bce"`) or AUC contribution gained
   (`gain_target="rank"`); the utility is the predicted (expected) gain.
 
 Either way the depth is `argmax_t utility(t) - lam * cost(t)` (see
@@ -274,7 +274,7 @@ class LGBMDepth(UtilityAllocator):
                       valid_fraction=float(self.valid_fraction), seed=int(self.seed), threads=int(self.threads))
         names = self.features_.names
         if self.target == "oracle":
-            from oracle.depths import oracle_depths
+            from adaptive_loop.depth_targets import oracle_depths
 
             depth = oracle_depths(trace, float(self.oracle_cost_lambda)) if targets is None else np.asarray(targets)
             if depth.shape != (trace.n_samples,):

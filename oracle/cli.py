@@ -17,13 +17,12 @@ from typing import Any
 
 import pandas as pd
 
+from adaptive_loop.depth_targets import gains_from_bce, oracle_depths, per_sample_bce
 from adaptive_loop.errors import ConfigError
 from adaptive_loop.io import write_json, write_text, write_with
 from adaptive_loop.trace import load_trace
 from oracle.agreement import needed_depth_agreement
 from oracle.budgeted import budgeted_oracle_curve
-from oracle.depths import oracle_depths, per_sample_bce
-from oracle.gains import gains_from_bce
 from oracle.headroom import headroom_table
 from oracle.tables import frame_to_markdown
 

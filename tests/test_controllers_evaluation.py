@@ -7,6 +7,7 @@ import pytest
 from _trace_factory import make_trace, tiny_trace
 from scipy.stats import norm
 
+from adaptive_loop.cost import CostModel
 from controllers import (
     ConfidenceThreshold,
     FixedDepth,
@@ -21,7 +22,6 @@ from controllers.base import ControllerDecision
 from controllers.bootstrap import controller_vs_frontier_ci
 from controllers.curves import headroom_ratio, mixture_depths
 from oracle import headroom_table, oracle_depths
-from oracle.depths import depth_costs
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_evaluate_report(trace):
 
 def test_frontier_interpolates_and_skips_overthinking(trace):
     fr = fixed_frontier(trace)
-    costs = depth_costs(trace)
+    costs = CostModel.from_trace(trace).depth_costs(trace.max_depth)
     table = headroom_table(trace)
     assert fr.best_auc == pytest.approx(table.best_fixed.auc)
     for t in fr.kept:
