@@ -60,7 +60,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     """`adaptive-loop train`: train a model from the config into `--run-dir` (optionally `--resume`); returns 0."""
     from adaptive_loop.distributed import env_world, launched_distributed
-    from adaptive_loop.train import train
+    from adaptive_loop.training import train
     from adaptive_loop.workflows import default_run_dir
 
     config = _config_from_args(args)

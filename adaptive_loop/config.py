@@ -32,7 +32,7 @@ from adaptive_loop.model.config import ModelConfig
 
 @dataclass
 class HaltingConfig:
-    """Joint ACT halting head trained with the model (see `adaptive_loop.halting`); off by default."""
+    """Joint ACT halting head trained with the model (see `adaptive_loop.training.joint_halting`); off by default."""
 
     enabled: bool = field(default=False, metadata={"help": "Train an ACT halting head together with the model (saved in checkpoints under 'halting')."})
     weight: float = field(default=0.1, metadata={"help": "Weight of the ACT term (expected per-depth BCE + ponder cost) in the training loss."})

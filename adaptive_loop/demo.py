@@ -17,7 +17,7 @@ from adaptive_loop.cli import resolve_config
 from adaptive_loop.config import load_config
 from adaptive_loop.data.pipeline import prepare_data
 from adaptive_loop.io import write_json
-from adaptive_loop.train import train
+from adaptive_loop.training import train
 from adaptive_loop.workflows import EvaluationResult, default_run_dir, evaluate_run, trace_run
 
 

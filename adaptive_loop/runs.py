@@ -17,7 +17,7 @@ from adaptive_loop.data.spec import FeatureSpec
 from adaptive_loop.errors import CheckpointError, ConfigError
 from adaptive_loop.io import load_checkpoint
 from adaptive_loop.model.factory import build_model
-from adaptive_loop.train import load_model_state, resolve_device
+from adaptive_loop.training import load_model_state, resolve_device
 
 
 @dataclass

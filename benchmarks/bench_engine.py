@@ -57,7 +57,7 @@ from adaptive_loop.engine.reference import fixed_scores, masked_scores
 from adaptive_loop.io import atomic_path, write_json
 from adaptive_loop.model import ModelConfig, build_model
 from adaptive_loop.trace import DepthTrace, TraceMeta
-from adaptive_loop.tracing import build_trace
+from adaptive_loop.trace_builder import build_trace
 from controllers.base import Controller, IncrementalController, StepView
 from controllers.registry import make_controller
 

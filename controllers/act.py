@@ -10,9 +10,9 @@ Two ways to train the head:
   expected per-depth loss under the ACT halting distribution plus the ponder cost
   tau * (N + R); `train_eps` is the threshold used while training. The per-depth loss is
   the sample's BCE (`loss="bce"`) or minus its AUC-contribution gain (`loss="rank"`). A trace built with the
-  step-wise API (`controllers.torch_training.trace_from_model`) works the same way.
+  step-wise API (`adaptive_loop.trace_builder.trace_from_model`) works the same way.
 - `mode="joint"`: the head was trained together with LoopCTR (`train.halting.enabled`, see
-  `adaptive_loop.halting`); `fit` loads it from `checkpoint` and stops every row by L.
+  `adaptive_loop.training.joint_halting`); `fit` loads it from `checkpoint` and stops every row by L.
 
 Cost per visited depth below the last: summary + head + sigmoid + 3 FLOPs of bookkeeping
 (add to the running sum, remainder, compare).

@@ -52,7 +52,7 @@ def side_feature_names(
 
 
 def is_id_column(name: str) -> bool:
-    """Encoded categorical field ids (`id_<field>`), written by `adaptive_loop.tracing.side_features`."""
+    """Encoded categorical field ids (`id_<field>`), written by `adaptive_loop.trace_builder.side_features`."""
     return name.startswith("id_")
 
 

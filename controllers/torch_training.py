@@ -1,5 +1,5 @@
 """Small torch utilities shared by the learned controllers: seeded training with early
-stopping, a thread limit, row-deterministic numpy inference, and traces from the step-wise API.
+stopping, a thread limit, and row-deterministic numpy inference.
 
 Learned heads are trained in torch but run in numpy at decision time. The numpy forward uses
 only elementwise operations (`rowwise_affine`), so a row's output does not depend on which
@@ -181,48 +181,3 @@ def to_tensor_weights(arrays: dict[str, np.ndarray]) -> dict[str, "torch.Tensor"
     import torch
 
     return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64)) for k, v in arrays.items()}
-
-
-# --------------------------------------------------------------------------- step-wise traces
-def stepwise_outputs(model: "torch.nn.Module", batch, max_depth: int) -> tuple[np.ndarray, np.ndarray]:
-    """Logits [B, K+1] and summaries [B, K+1, h] of a batch through the step-wise API.
-
-    `enter`, then `exit` + `summarize` at every depth with `loop_step` in between: what an
-    engine sees, and what a post-hoc halting head can be trained on without a trace file.
-    """
-    import torch
-
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        state = model.enter(batch)
-        logits, hidden = [model.exit(state)], [model.summarize(state)]
-        for _ in range(max_depth):
-            state = model.loop_step(state)
-            logits.append(model.exit(state))
-            hidden.append(model.summarize(state))
-    model.train(was_training)
-    return (torch.stack(logits, 1).float().cpu().numpy(), torch.stack(hidden, 1).float().cpu().numpy())
-
-
-def trace_from_model(model: "torch.nn.Module", data, max_depth: int, meta, batch_size: int = 4096, progress: bool = False):
-    """An in-memory `DepthTrace` of `data` built with the step-wise API (same numbers as `build_trace`).
-
-    `meta` is a `TraceMeta` (FLOPs and provenance). Side columns come from
-    `adaptive_loop.tracing.side_features`, as in a written trace.
-    """
-    from tqdm.auto import tqdm
-
-    from adaptive_loop.trace import DepthTrace
-    from adaptive_loop.tracing import side_features
-
-    parts_z, parts_h = [], []
-    total = (len(data) + batch_size - 1) // batch_size
-    for batch in tqdm(data.iter_batches(batch_size), total=total, disable=not progress, desc="step-wise trace", leave=False):
-        z, h = stepwise_outputs(model, batch, max_depth)
-        parts_z.append(z)
-        parts_h.append(h)
-    return DepthTrace(
-        ids=data.ids, labels=data.labels, logits=np.concatenate(parts_z), meta=meta, groups=data.groups,
-        hidden=np.concatenate(parts_h), features=side_features(data),
-    )

@@ -129,7 +129,7 @@ def _tune_controller(args: argparse.Namespace) -> int:
 def _tune_model(args: argparse.Namespace) -> int:
     from adaptive_loop.cli import resolve_config
     from adaptive_loop.config import load_config
-    from adaptive_loop.tuning import tune_model
+    from adaptive_loop.training.model_tuning import tune_model
 
     overrides = list(args.set or [])
     if args.epochs is not None:

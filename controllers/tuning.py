@@ -13,7 +13,7 @@ controller is never scored on the rows it was trained on. The test trace is not 
 
 `refit(name, params, valid, budget)` then fits the chosen setting on the whole validation
 trace and calibrates it. Studies are stored and resumed as described in
-`adaptive_loop.tuning`.
+`adaptive_loop.studies`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from adaptive_loop.cost import CostModel
 from adaptive_loop.errors import BudgetError, ConfigError
 from adaptive_loop.metrics import auc
 from adaptive_loop.trace import DepthTrace
-from adaptive_loop.tuning import create_or_resume, open_storage, run_trials, storage_url, trials_table
+from adaptive_loop.studies import create_or_resume, open_storage, run_trials, storage_url, trials_table
 from controllers.base import Controller
 from controllers.registry import controller_class, make_controller
 

@@ -10,7 +10,7 @@ from adaptive_loop.data.batch import EncodedData
 from adaptive_loop.model import ModelConfig, build_model
 from adaptive_loop.model.testing import random_batch, toy_spec
 from adaptive_loop.trace import DepthTrace
-from adaptive_loop.tracing import build_trace
+from adaptive_loop.trace_builder import build_trace
 from controllers.base import Controller, ControllerDecision, StepView
 
 K = 4

@@ -15,7 +15,7 @@ from adaptive_loop.data.streaming import iter_encoded_batches
 from adaptive_loop.engine import AdaptiveScorer, StreamingAUC, score_stream
 from adaptive_loop.metrics import auc
 from adaptive_loop.model import ModelConfig, build_model
-from adaptive_loop.tracing import build_trace
+from adaptive_loop.trace_builder import build_trace
 from controllers.registry import make_controller
 
 SEQ_LEN = 8

@@ -24,7 +24,7 @@ from adaptive_loop.data.streaming import (
     scan_row_groups,
 )
 from adaptive_loop.errors import DataError
-from adaptive_loop.train import train
+from adaptive_loop.training import train
 from adaptive_loop.workflows import evaluate_run
 
 SEQ_LEN = 8

@@ -11,7 +11,7 @@ import pytest
 from adaptive_loop.config import load_config
 from adaptive_loop.data.pipeline import prepare_data
 from adaptive_loop.errors import ConfigError
-from adaptive_loop.tuning import ModelSearchSpace, apply_model_params, tune_model
+from adaptive_loop.training.model_tuning import ModelSearchSpace, apply_model_params, tune_model
 from controllers import tune_cli
 
 from conftest import TINY_OVERRIDES

@@ -1,9 +1,10 @@
-"""Process-supervised training of depth models, with early stopping and resumable checkpoints.
+"""Process-supervised training of depth models: the trainer loop, with early stopping and resume.
 
-The loss is the paper's process supervision: the mean BCE over depths 0..L plus the
-weighted auxiliary (MoE load-balancing) loss. Supervising depth 0 is what makes zero-loop
-inference work; supervising every depth is what lets one set of weights answer at any
-depth, which the oracle and controllers then exploit.
+The loss (`training.losses`) is the paper's process supervision: the mean BCE over depths
+0..L plus the weighted auxiliary (MoE load-balancing) loss. The optimiser comes from
+`training.optim`, the validation monitor from `training.early_stopping`, the device from
+`training.device`, and the run directory layout and resume checks from
+`training.checkpoints`.
 
 Reproducibility: the seed fixes initialisation (`torch.manual_seed` before the model is
 built), the batch order (a generator seeded with (seed, epoch)) and dropout (torch's RNG
@@ -21,160 +22,37 @@ single-process training up to floating-point summation order.
 Streaming: when the data is a `StreamingData` (parquet files read row group by row group,
 `adaptive_loop.data.streaming`), each rank streams its own row groups, so training data
 never has to fit in memory.
-
-Run directory layout (all files written atomically):
-    config.yaml         the resolved run config
-    spec.json           the encoded feature layout the model was built for
-    encoder.json        fitted encoders (reused to score new data)
-    checkpoints/last.pt after every epoch (model, optimiser, RNG, history)
-    checkpoints/best.pt at the best validation monitor so far
-    history.json        per-epoch losses and validation metrics
 """
 
 from __future__ import annotations
 
-import math
-import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from adaptive_loop import distributed as dist_utils
-from adaptive_loop.config import RunConfig, config_to_yaml
+from adaptive_loop.config import RunConfig
 from adaptive_loop.data.batch import Batch, EncodedData
 from adaptive_loop.data.pipeline import PreparedData
 from adaptive_loop.data.streaming import ParquetSplit, StreamingData
 from adaptive_loop.distributed import SINGLE, DistContext, ShardedBatchSampler
 from adaptive_loop.errors import CheckpointError, ConfigError
-from adaptive_loop.evaluation import per_depth_metrics, predict_depths
-from adaptive_loop.io import load_checkpoint, remove_stale_temporaries, save_checkpoint, write_json, write_text
+from adaptive_loop.io import load_checkpoint, remove_stale_temporaries, save_checkpoint, write_json
 from adaptive_loop.model.factory import build_model
 from adaptive_loop.model.moe import global_router_statistics
-
-CHECKPOINT_FORMAT = 1
-
-
-@dataclass
-class EpochRecord:
-    """What one epoch did: losses on train, per-depth metrics on validation."""
-
-    epoch: int
-    train_loss: float
-    train_bce: float
-    train_aux: float
-    valid_auc: list[float]
-    valid_logloss: list[float]
-    monitor: float
-    seconds: float
-    samples_per_second: float
-    steps: int
-
-
-@dataclass
-class TrainResult:
-    """Outcome of `train`."""
-
-    run_dir: Path
-    best_epoch: int
-    best_monitor: float
-    monitor: str
-    history: list[EpochRecord] = field(default_factory=list)
-    stopped_early: bool = False
-
-
-@dataclass(frozen=True)
-class Monitor:
-    """A parsed `train.monitor` string."""
-
-    metric: str  # "auc" or "logloss"
-    depth: int | None  # None = mean over depths 0..L
-    maximise: bool
-
-    @classmethod
-    def parse(cls, text: str, train_loops: int) -> "Monitor":
-        """Parse 'auc@L', 'auc@<k>', 'mean_auc' or the same with logloss.
-
-        Raises `ConfigError` for anything else or for k deeper than `train_loops`.
-        """
-        match = re.fullmatch(r"(auc|logloss)@(L|\d+)|mean_(auc|logloss)", text.strip())
-        if not match:
-            raise ConfigError(
-                f"train.monitor {text!r} is not one of 'auc@L', 'auc@<k>', 'mean_auc', 'logloss@L', 'logloss@<k>', 'mean_logloss'"
-            )
-        if match.group(3):
-            metric, depth = match.group(3), None
-        else:
-            metric = match.group(1)
-            depth = train_loops if match.group(2) == "L" else int(match.group(2))
-            if depth > train_loops:
-                raise ConfigError(f"train.monitor {text!r} asks for depth {depth}, deeper than the {train_loops} trained loops")
-        return cls(metric=metric, depth=depth, maximise=metric == "auc")
-
-    def value(self, aucs: list[float], loglosses: list[float]) -> float:
-        """The monitored number from per-depth validation AUCs and loglosses (one depth, or their mean)."""
-        values = aucs if self.metric == "auc" else loglosses
-        return float(np.mean(values)) if self.depth is None else float(values[self.depth])
-
-    def improved(self, new: float, best: float, min_delta: float) -> bool:
-        """Whether `new` beats `best` by more than `min_delta` (True while `best` is NaN)."""
-        if math.isnan(best):
-            return True
-        return new > best + min_delta if self.maximise else new < best - min_delta
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA when available, else the CPU; an explicit CUDA request without CUDA is an error.
-
-    The one place a device is chosen: training, evaluation, tracing and scoring all go
-    through it (via `train.device`), so one config runs on a GPU machine and on a laptop.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={name!r} but CUDA is not available on this machine (use 'auto' or 'cpu')")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"train.device={name!r} is not a valid device (use 'auto', 'cpu', 'cuda' or 'cuda:<i>')") from None
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(
-            f"train.device={name!r} but only {torch.cuda.device_count()} CUDA device(s) are visible "
-            f"(use 'cuda' or an index below {torch.cuda.device_count()})"
-        )
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"train.device={name!r}: only 'auto', 'cpu', 'cuda' and 'cuda:<i>' are supported")
-    return device
-
-
-def process_supervised_loss(
-    logits: torch.Tensor, labels: torch.Tensor, aux_loss: torch.Tensor, aux_weight: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(total loss, mean BCE over depths): 1/(L+1) sum_l BCE(logit_l, y) + aux_weight * aux."""
-    target = labels.unsqueeze(1).expand_as(logits)
-    bce = F.binary_cross_entropy_with_logits(logits, target)
-    return bce + aux_weight * aux_loss, bce
-
-
-def sharded_process_supervised_loss(
-    logits: torch.Tensor, labels: torch.Tensor, aux_loss: torch.Tensor, aux_weight: float,
-    global_rows: int, world_size: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The loss one DDP rank backpropagates, and its summed per-row BCE (for logging).
-
-    A rank holds n_r of the N rows of the global batch. Its BCE sum is scaled by W / N, so
-    that DDP's gradient average (1/W) sum_r equals the gradient of the global mean BCE
-    whatever the shard sizes (an empty shard contributes 0). `aux_loss` is already the
-    global batch's balance loss (see `global_router_statistics`).
-    """
-    target = labels.unsqueeze(1).expand_as(logits)
-    bce_sum = F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / logits.shape[1]
-    return bce_sum * (world_size / max(global_rows, 1)) + aux_weight * aux_loss, bce_sum
+from adaptive_loop.training.checkpoints import CHECKPOINT_FORMAT, check_resumable, load_model_state, write_run_files
+from adaptive_loop.training.device import resolve_device
+from adaptive_loop.training.early_stopping import Monitor
+from adaptive_loop.training.history import EpochRecord, TrainResult
+from adaptive_loop.training.joint_halting import build_joint_halting
+from adaptive_loop.training.losses import process_supervised_loss, sharded_process_supervised_loss
+from adaptive_loop.training.optim import build_optimizer
+from adaptive_loop.training.per_depth import per_depth_metrics, predict_depths
 
 
 class Trainer:
@@ -204,19 +82,15 @@ class Trainer:
             self.net = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
-        # --- hooks: joint ACT halting head (train.halting, adaptive_loop.halting) and per-epoch callbacks
+        # --- hooks: joint ACT halting head (train.halting, training.joint_halting) and per-epoch callbacks
         #     (called as callback(epoch, record) after each epoch's checkpoint; Optuna pruning uses them) ---
-        from adaptive_loop.halting import build_joint_halting
-
         if config.train.halting.enabled and dist.enabled:
             raise ConfigError("train.halting.enabled runs in a single process only (the head is not synchronised across ranks)")
         self.halting = build_joint_halting(config.train.halting, self.model, self.device)
         self.epoch_callbacks = list(epoch_callbacks or [])
         head_params = self.halting.parameters() if self.halting is not None else []
         # --- end hooks ---
-        self.optimizer = torch.optim.AdamW(
-            list(self.model.parameters()) + head_params, lr=config.train.lr, weight_decay=config.train.weight_decay
-        )
+        self.optimizer = build_optimizer(list(self.model.parameters()) + head_params, config.train)
         self.history: list[EpochRecord] = []
         self.best_monitor = float("nan")
         self.best_epoch = -1
@@ -243,7 +117,7 @@ class Trainer:
         if resume and self.last_checkpoint.exists():
             self._restore(load_checkpoint(self.last_checkpoint))
         elif self.dist.is_main:
-            self._write_run_files()
+            write_run_files(self.run_dir, self.config, self.data)
         stopped_early = False
         epochs = self.config.train.epochs
         if self.bad_epochs >= self.config.train.patience:
@@ -400,11 +274,6 @@ class Trainer:
         return labels, logits
 
     # ----------------------------------------------------------------- checkpoints
-    def _write_run_files(self) -> None:
-        write_text(self.run_dir / "config.yaml", config_to_yaml(self.config))
-        write_json(self.run_dir / "spec.json", self.data.spec.to_dict())
-        self.data.encoder.save(self.run_dir / "encoder.json")
-
     def _checkpoint_payload(self, epochs_done: int) -> dict[str, Any]:
         payload = {
             "format": CHECKPOINT_FORMAT,
@@ -426,16 +295,7 @@ class Trainer:
         return payload
 
     def _restore(self, payload: dict[str, Any]) -> None:
-        if payload.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{self.last_checkpoint}: unsupported checkpoint format {payload.get('format')!r}")
-        saved = with_current_defaults(payload.get("config", {}))
-        differences = config_differences(saved, self.config.to_dict(), RESUME_MUST_MATCH)
-        if differences:
-            raise CheckpointError(
-                f"{self.last_checkpoint} was written for another config ({'; '.join(differences[:3])}"
-                f"{'; ...' if len(differences) > 3 else ''}); resume with the run's own config.yaml "
-                f"(only train.epochs, train.patience and other train.* keys may change) or start a new run directory"
-            )
+        check_resumable(payload, self.config, self.last_checkpoint)
         load_model_state(self.model, payload["model_state"], str(self.last_checkpoint))
         if (self.halting is not None) != ("halting" in payload):  # hook: joint ACT halting head
             raise CheckpointError(f"{self.last_checkpoint}: train.halting.enabled differs from the run being resumed")
@@ -450,70 +310,6 @@ class Trainer:
         self.bad_epochs = int(payload["bad_epochs"])
         self.history = [EpochRecord(**r) for r in payload["history"]]
         self.start_epoch = int(payload["epochs_done"])
-
-
-# Config sections a resumed run must share with its checkpoint: other weights, other data or
-# another seed (batch order) would silently continue a different experiment.
-RESUME_MUST_MATCH = ("seed", "data", "model")
-
-
-def with_current_defaults(saved: dict[str, Any]) -> dict[str, Any]:
-    """A checkpoint's config with keys added since it was written set to their defaults.
-
-    So a run checkpointed before a new option existed still resumes, as long as the option
-    keeps its default. A config that no longer parses is compared as saved.
-    """
-    from adaptive_loop.config import RunConfig
-    from adaptive_loop.config_loading import from_dict
-
-    try:
-        return from_dict(RunConfig, saved).to_dict()
-    except ConfigError:
-        return saved
-
-
-def config_differences(old: dict[str, Any], new: dict[str, Any], sections: tuple[str, ...]) -> list[str]:
-    """Dotted keys under `sections` whose values differ, as 'key: old -> new' strings."""
-    out: list[str] = []
-
-    def walk(a: Any, b: Any, key: str) -> None:
-        if isinstance(a, dict) and isinstance(b, dict):
-            for k in sorted(set(a) | set(b), key=str):
-                walk(a.get(k), b.get(k), f"{key}.{k}")
-        elif _normalise(a) != _normalise(b):
-            out.append(f"{key}: {a!r} in the checkpoint, {b!r} now")
-
-    for section in sections:
-        walk(old.get(section), new.get(section), section)
-    return out
-
-
-def _normalise(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return [_normalise(v) for v in value]
-    return value
-
-
-def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load a state dict, turning key or shape mismatches into one clear `CheckpointError`."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
-    if missing or unexpected or mismatched:
-        details = []
-        if missing:
-            details.append(f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}")
-        if unexpected:
-            details.append(f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}")
-        if mismatched:
-            k = mismatched[0]
-            details.append(f"shape of {k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}")
-        raise CheckpointError(
-            f"checkpoint {source} does not fit this model config ({'; '.join(details)}); it was written for "
-            f"another config or dataset"
-        )
-    model.load_state_dict(state)
 
 
 def train(config: RunConfig, run_dir: str | Path, resume: bool = False,

@@ -13,7 +13,7 @@ the head only learns alongside. The head's inputs are standardised with running 
 (summaries drift while the model trains).
 
 The head is saved in every training checkpoint under the key `halting` (plain tensors,
-loadable with `weights_only=True`); `controllers.act.ACTHalting(mode="joint",
+loadable with `weights_only=True`); `controllers.learned.act.ACTHalting(mode="joint",
 checkpoint=".../best.pt")` loads it to run as a controller on a trace of the same run.
 """
 
