@@ -23,11 +23,10 @@ from typing import Any
 
 import yaml
 
-from adaptive_loop.data.pipeline import DataConfig
 from adaptive_loop.config_loading import from_dict
+from adaptive_loop.data.pipeline import DataConfig
 from adaptive_loop.errors import ConfigError
 from adaptive_loop.model.config import ModelConfig
-
 
 
 @dataclass

@@ -54,6 +54,21 @@ def from_dict(cls: type[T], raw: Any, where: str = "") -> T:
         raise ConfigError(f"{label}: {exc}") from None
 
 
+def parse_scalar(text: str) -> Any:
+    """A value written on a command line (`--param k=v`, `name:k=v`): bool, None, int, float or the string."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
 def closest_key(key: str, valid: list[str]) -> str | None:
     """The valid key a mistyped `key` most likely meant, or None.
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from adaptive_loop.config import RunConfig
 from adaptive_loop.data.batch import EncodedData
+from adaptive_loop.depth_report import DepthReportFiles, write_depth_report
 from adaptive_loop.errors import ConfigError
 from adaptive_loop.model.flops import count_parameters
-from adaptive_loop.depth_report import DepthReportFiles, write_depth_report
 from adaptive_loop.runs import LoadedRun, load_run
 from adaptive_loop.trace import DepthTrace, save_trace
 from adaptive_loop.trace_builder import build_trace

@@ -18,10 +18,10 @@ import argparse
 import time
 from pathlib import Path
 
+from adaptive_loop.harness.comparison import ControllerSpec, compare_controllers
+from adaptive_loop.harness.plots import plot_auc_vs_flops
 from adaptive_loop.io import write_json, write_text
 from adaptive_loop.trace import load_trace
-from controllers.comparison import ControllerSpec, compare_controllers
-from controllers.plots import plot_auc_vs_flops
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_CONTROLLERS = (

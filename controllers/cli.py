@@ -22,13 +22,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from adaptive_loop.config_loading import parse_scalar
 from adaptive_loop.cost import CostModel
 from adaptive_loop.errors import ConfigError
+from adaptive_loop.harness.bootstrap import controller_vs_frontier_ci
+from adaptive_loop.harness.controller_report import evaluate
+from adaptive_loop.harness.curves import fixed_frontier, headroom_captured, sweep
 from adaptive_loop.io import write_json
 from adaptive_loop.trace import check_same_model, load_trace
-from controllers.bootstrap import controller_vs_frontier_ci
-from controllers.curves import fixed_frontier, headroom_captured, sweep
-from controllers.evaluation import evaluate
 from controllers.registry import available_controllers, controller_class, make_controller
 from oracle.budgeted import budgeted_oracle_curve
 from oracle.headroom import headroom_table
@@ -68,22 +69,8 @@ def parse_params(items: list[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--param expects key=value, got {item!r}")
-        params[key.strip()] = _parse_value(raw.strip())
+        params[key.strip()] = parse_scalar(raw.strip())
     return params
-
-
-def _parse_value(raw: str) -> Any:
-    lowered = raw.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            pass
-    return raw
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,8 +105,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     budget = args.budget
     if args.budget_depth is not None:
-        cm = CostModel.from_trace(calib)
-        budget = cm.entry + args.budget_depth * cm.loop + cm.exit
+        budget = float(CostModel.from_trace(calib).fixed_depth(args.budget_depth))
     if budget is not None:
         controller.calibrate(calib, budget)
 
@@ -135,7 +121,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     oracle_curve = budgeted_oracle_curve(test, n_points=max(args.curve_points, 11))
 
     out = Path(args.out)
-    from controllers.plots import plot_auc_vs_flops
+    from adaptive_loop.harness.plots import plot_auc_vs_flops
 
     plot_auc_vs_flops(
         out / PLOT_FILE, [curve], frontier, oracle_curve,

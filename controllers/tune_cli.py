@@ -79,10 +79,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _tune_controller(args: argparse.Namespace) -> int:
+    from adaptive_loop.harness.controller_tuning import budget_at_depth, refit, tune_controller
     from adaptive_loop.trace import load_trace
     from controllers.cli import parse_params
     from controllers.persistence import save_controller
-    from controllers.tuning import budget_at_depth, refit, tune_controller
 
     if args.tune_fraction <= 0 or args.tune_fraction >= 1:
         raise ConfigError(f"--tune-fraction must lie in (0, 1), got {args.tune_fraction}")
@@ -105,7 +105,7 @@ def _tune_controller(args: argparse.Namespace) -> int:
     payload: dict[str, Any] = {"trace": str(args.trace), "result": result.to_dict(), "refit_budget": refit_budget,
                                "saved_controller": str(out / "controller")}
     if args.test_trace:
-        from controllers.evaluation import evaluate
+        from adaptive_loop.harness.controller_report import evaluate
 
         test = load_trace(args.test_trace)
         payload["test"] = evaluate(controller, test).to_dict()

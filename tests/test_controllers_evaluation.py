@@ -8,9 +8,8 @@ from _trace_factory import make_trace, tiny_trace
 from scipy.stats import norm
 
 from adaptive_loop.cost import CostModel
-from controllers import (
-    ConfidenceThreshold,
-    FixedDepth,
+from adaptive_loop.harness import (
+    controller_vs_frontier_ci,
     evaluate,
     fixed_frontier,
     headroom_captured,
@@ -18,9 +17,9 @@ from controllers import (
     pareto_front,
     sweep,
 )
+from adaptive_loop.harness.curves import headroom_ratio, mixture_depths
+from controllers import ConfidenceThreshold, FixedDepth
 from controllers.base import ControllerDecision
-from controllers.bootstrap import controller_vs_frontier_ci
-from controllers.curves import headroom_ratio, mixture_depths
 from oracle import headroom_table, oracle_depths
 
 

@@ -14,10 +14,11 @@ from sklearn.base import clone
 
 from adaptive_loop.cost import CostModel
 from adaptive_loop.errors import BudgetError, CheckpointError, ConfigError, NotFittedError
+from adaptive_loop.harness.online import simulate_online
 from controllers import make_controller
-from controllers.allocator import allocate, hull_slopes, price_candidates, stream_trace
-from controllers.features import GROUND_TRUTH_FEATURES, UpfrontFeatures, side_feature_names
-from controllers.online import simulate_online
+from controllers.learned.features import GROUND_TRUTH_FEATURES, UpfrontFeatures, side_feature_names
+from controllers.learned.streaming_budget import stream_trace
+from controllers.learned.utility import allocate, hull_slopes, price_candidates
 from controllers.persistence import load_controller, save_controller
 
 CASES = [
@@ -195,7 +196,7 @@ def test_save_load_lightgbm_text_and_corruption(traces, fitted, tmp_path):
 
 
 def test_unreadable_lightgbm_file_without_checksum(tmp_path):
-    from controllers.lgbm_depth import load_booster
+    from controllers.learned.lgbm_models import load_booster
 
     bad = tmp_path / "bad.txt"
     bad.write_text("this is not a model\n")

@@ -5,16 +5,15 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_OVERRIDES
 
 from adaptive_loop.config import load_config
 from adaptive_loop.data.pipeline import prepare_data
 from adaptive_loop.errors import CheckpointError, ConfigError
-from adaptive_loop.training.per_depth import predict_depths
 from adaptive_loop.io import load_checkpoint, save_checkpoint
 from adaptive_loop.runs import load_run
 from adaptive_loop.training import Monitor, process_supervised_loss, train
-
-from conftest import TINY_OVERRIDES
+from adaptive_loop.training.per_depth import predict_depths
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,8 @@ import pytest
 from _trace_factory import make_trace
 from optuna.trial import TrialState
 
-from adaptive_loop.trace import save_trace
 from adaptive_loop.studies import open_storage
+from adaptive_loop.trace import save_trace
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="uses SIGKILL")
 

@@ -11,11 +11,11 @@ import pytest
 from _trace_factory import make_trace
 
 from adaptive_loop.errors import BudgetError, ConfigError
-from adaptive_loop.trace import save_trace
+from adaptive_loop.harness.controller_tuning import budget_at_depth, refit, split_trace, tune_controller
 from adaptive_loop.studies import open_storage, storage_url
+from adaptive_loop.trace import save_trace
 from controllers import tune_cli
 from controllers.persistence import load_controller
-from controllers.tuning import budget_at_depth, refit, split_trace, tune_controller
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from typing import Sequence
 
 from matplotlib.figure import Figure
 
+from adaptive_loop.harness.curves import Curve, FixedFrontier
 from adaptive_loop.io import write_with
-from controllers.curves import Curve, FixedFrontier
 from oracle.budgeted import BudgetedOracleCurve
 
 

@@ -20,15 +20,17 @@ Cost per visited depth below the last: summary + head + sigmoid + 3 FLOPs of boo
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
 from adaptive_loop.errors import ConfigError
+from adaptive_loop.metrics import sigmoid
+from adaptive_loop.trace import DepthTrace
 from controllers.base import StepView
-from controllers.heads import HeadController
+from controllers.learned.heads import HeadController
+from controllers.learned.torch_fit import TrainLog, to_numpy_weights, train_module
 from controllers.registry import register_controller
-from controllers.torch_training import TrainLog, to_numpy_weights, train_module
 
 
 @register_controller
@@ -74,6 +76,20 @@ class ACTHalting(HeadController):
         self.patience = patience
         self.seed = seed
 
+    @classmethod
+    def search_space(cls, trial: Any, trace: DepthTrace, base: Mapping[str, Any]) -> dict[str, Any]:
+        """ACT's ponder cost and training threshold, then the head's ranges; nothing with `mode="joint"`.
+
+        A jointly trained head (`mode="joint"`) was fitted with the model: only the knob is left.
+        """
+        if base.get("mode") == "joint":
+            return {}
+        return {
+            "tau": trial.suggest_float("tau", 1e-4, 0.05, log=True),
+            "train_eps": trial.suggest_float("train_eps", 0.01, 0.3, log=True),
+            **cls.head_space(trial, trace),
+        }
+
     def _validate_params(self) -> None:
         self._validate_common()
         if not 0.0 < float(self.train_eps) < 1.0:
@@ -86,7 +102,7 @@ class ACTHalting(HeadController):
     def _train_head(self, x, losses, fit_rows, valid_rows) -> tuple[dict, TrainLog]:
         import torch
 
-        from adaptive_loop.model.halting import act_loss
+        from adaptive_loop.model.halting import act_loss  # torch: imported only to fit
 
         head = self._new_head(x.shape[2], x.shape[1], x, fit_rows)
         xt = torch.from_numpy(x.astype(np.float64))
@@ -107,8 +123,6 @@ class ACTHalting(HeadController):
         return {"cum": np.zeros(n_rows)}
 
     def _combine(self, logits: np.ndarray, step: StepView, state: dict[str, np.ndarray]) -> np.ndarray:
-        from adaptive_loop.metrics import sigmoid
-
         rows = step.row_index
         cum = (state["cum"][rows] if step.depth > 0 else 0.0) + sigmoid(logits)
         state["cum"][rows] = cum

@@ -1,5 +1,8 @@
 """Tuning a controller's hyperparameters with Optuna, on a validation trace only.
 
+What is searched is the controller's own `search_space` classmethod (`controllers.base`);
+the budget knob is never searched, calibration sets it.
+
 The validation trace is split (seeded, by rows) into a *fit* part, on which each trial fits
 the controller, and a *tune* part, on which it is calibrated and scored, so a learned
 controller is never scored on the rows it was trained on. The test trace is not touched.
@@ -27,96 +30,21 @@ import numpy as np
 from adaptive_loop.cost import CostModel
 from adaptive_loop.errors import BudgetError, ConfigError
 from adaptive_loop.metrics import auc
-from adaptive_loop.trace import DepthTrace
 from adaptive_loop.studies import create_or_resume, open_storage, run_trials, storage_url, trials_table
+from adaptive_loop.trace import DepthTrace
 from controllers.base import Controller
-from controllers.registry import controller_class, make_controller
+from controllers.registry import controller_class, make_controller, tunable_class
 
 SpaceFn = Callable[[Any, DepthTrace], dict[str, Any]]
 
 
-def _head_space(trial, trace: DepthTrace) -> dict[str, Any]:
-    return {
-        "loss": trial.suggest_categorical("loss", ["bce", "rank"]),
-        "hidden": trial.suggest_categorical("hidden", [0, 8, 16, 32]),
-        "use_hidden": trial.suggest_categorical("use_hidden", [True, False]) if trace.hidden is not None else False,
-        "lr": trial.suggest_float("lr", 1e-3, 1e-2, log=True),
-        "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
-    }
-
-
-def _act_space(trial, trace: DepthTrace) -> dict[str, Any]:
-    return {
-        "tau": trial.suggest_float("tau", 1e-4, 0.05, log=True),
-        "train_eps": trial.suggest_float("train_eps", 0.01, 0.3, log=True),
-        **_head_space(trial, trace),
-    }
-
-
-def _gate_space(trial, trace: DepthTrace) -> dict[str, Any]:
-    params = {
-        "beta": trial.suggest_float("beta", 1e-4, 0.1, log=True),
-        "prior_rate": trial.suggest_categorical("prior_rate", [None, 0.2, 0.5]),
-        "stage2_epochs": trial.suggest_categorical("stage2_epochs", [0, 15]),
-        **_head_space(trial, trace),
-    }
-    if params["stage2_epochs"]:
-        params["stage2_k"] = trial.suggest_float("stage2_k", 5.0, 200.0, log=True)
-        params["stage2_gamma"] = trial.suggest_float("stage2_gamma", 1e-4, 0.02, log=True)
-    return params
-
-
-def _lgbm_space(trial, trace: DepthTrace) -> dict[str, Any]:
-    return {
-        "num_leaves": trial.suggest_int("num_leaves", 7, 63, log=True),
-        "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
-        "min_child_samples": trial.suggest_int("min_child_samples", 20, 400, log=True),
-        "n_estimators": trial.suggest_int("n_estimators", 50, 300, log=True),
-        "use_hidden": trial.suggest_categorical("use_hidden", [True, False]) if trace.hidden is not None else False,
-        "use_logit": trial.suggest_categorical("use_logit", [True, False]),
-    }
-
-
-def _lgbm_depth_space(trial, trace: DepthTrace, base: Mapping[str, Any]) -> dict[str, Any]:
-    params = _lgbm_space(trial, trace)
-    if base.get("target", "oracle") == "oracle":
-        params["oracle_cost_lambda"] = trial.suggest_categorical("oracle_cost_lambda", [0.0, 0.001, 0.003, 0.01, 0.03])
-    return params
-
-
-def _allocator_space(trial, trace: DepthTrace, base: Mapping[str, Any]) -> dict[str, Any]:
-    if base.get("gain_model", "mlp") == "lgbm":
-        return _lgbm_space(trial, trace)
-    return {
-        "hidden": trial.suggest_categorical("hidden", [8, 16, 32, 64]),
-        "use_hidden": trial.suggest_categorical("use_hidden", [True, False]) if trace.hidden is not None else False,
-        "use_logit": trial.suggest_categorical("use_logit", [True, False]),
-        "lr": trial.suggest_float("lr", 1e-3, 1e-2, log=True),
-        "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
-    }
-
-
 def default_space(name: str, base: Mapping[str, Any]) -> SpaceFn:
-    """The hyperparameter ranges searched for a registered controller."""
-    if name == "act" and base.get("mode") == "joint":
-        return lambda t, tr: {}  # the head was trained with the model: only the knob is left
-    spaces: dict[str, SpaceFn] = {
-        "act": _act_space,
-        "exit_gate": _gate_space,
-        "lgbm_depth": lambda t, tr: _lgbm_depth_space(t, tr, base),
-        "allocator": lambda t, tr: _allocator_space(t, tr, base),
-        "confidence": lambda t, tr: {
-            "criterion": t.suggest_categorical("criterion", ["margin", "entropy"]),
-            "per_depth": t.suggest_categorical("per_depth", [False, True]),
-        },
-        "stability": lambda t, tr: {
-            "criterion": t.suggest_categorical("criterion", ["delta_p", "delta_logit", "kl"]),
-            "patience": t.suggest_int("patience", 1, 3),
-        },
-    }
-    if name not in spaces:
-        raise ConfigError(f"no search space for controller {name!r}; tunable: {sorted(spaces)}")
-    return spaces[name]
+    """The hyperparameter ranges a registered controller declares (`search_space` classmethod).
+
+    Raises `ConfigError` naming the tunable controllers when `name` declares none.
+    """
+    cls = tunable_class(name)
+    return lambda trial, trace: cls.search_space(trial, trace, base)
 
 
 def split_trace(trace: DepthTrace, tune_fraction: float, seed: int) -> tuple[DepthTrace, DepthTrace]:
@@ -130,8 +58,7 @@ def split_trace(trace: DepthTrace, tune_fraction: float, seed: int) -> tuple[Dep
 
 def budget_at_depth(trace: DepthTrace, depth: float) -> float:
     """Mean cost of a fixed-depth prediction at a (fractional) depth: Entry + depth Loop + one Exit."""
-    cm = CostModel.from_trace(trace)
-    return float(cm.entry + depth * cm.loop + cm.exit)
+    return float(CostModel.from_trace(trace).fixed_depth(depth))
 
 
 @dataclass

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from adaptive_loop.harness.curves import FixedFrontier, fixed_frontier, mixture_depths
 from adaptive_loop.metrics import auc, auc_from_counts
 from adaptive_loop.trace import DepthTrace
 from controllers.base import ControllerDecision
-from controllers.curves import FixedFrontier, fixed_frontier, mixture_depths
 
 
 def _tie_groups(sorted_scores: np.ndarray) -> np.ndarray:

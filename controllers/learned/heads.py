@@ -26,8 +26,9 @@ import numpy as np
 from adaptive_loop.errors import CheckpointError, ConfigError, TraceError
 from adaptive_loop.io import load_checkpoint, save_checkpoint
 from adaptive_loop.trace import DepthTrace
-from controllers.base import ControllerDecision, IncrementalController, OnlineState, StepView
-from controllers.torch_training import (
+from controllers.base import ControllerDecision, OnlineState, StepView
+from controllers.incremental import IncrementalController, threshold_breakpoints
+from controllers.learned.torch_fit import (
     SIGMOID_FLOPS,
     TrainLog,
     head_forward,
@@ -72,6 +73,17 @@ class HeadController(IncrementalController):
     rule_flops: ClassVar[float] = 0.0
 
     # ------------------------------------------------------------- params shared by heads
+    @classmethod
+    def head_space(cls, trial: Any, trace: DepthTrace) -> dict[str, Any]:
+        """Optuna ranges every head shares: its loss, width, inputs, learning rate and decay."""
+        return {
+            "loss": trial.suggest_categorical("loss", ["bce", "rank"]),
+            "hidden": trial.suggest_categorical("hidden", [0, 8, 16, 32]),
+            "use_hidden": trial.suggest_categorical("use_hidden", [True, False]) if trace.hidden is not None else False,
+            "lr": trial.suggest_float("lr", 1e-3, 1e-2, log=True),
+            "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
+        }
+
     def _validate_common(self) -> None:
         owner = type(self).__name__
         if not isinstance(self.hidden, (int, np.integer)) or self.hidden < 0:
@@ -238,8 +250,8 @@ class HeadController(IncrementalController):
         return super().should_stop(step, st)
 
     def _knob_candidates(self, trace: DepthTrace) -> np.ndarray | None:
-        # the rule runs at depths 0..stop_depth_-1; `_candidates` ignores the last column it is given
-        return _candidates(self, self.score_matrix(trace)[:, : self.stop_depth_ + 1])
+        # the rule runs at depths 0..stop_depth_-1 only
+        return threshold_breakpoints(self.score_matrix(trace)[:, : self.stop_depth_], self.stop_if)
 
     # ------------------------------------------------------------- persistence
     def save_fitted(self, directory: str | Path) -> dict[str, Any]:
@@ -269,22 +281,3 @@ class HeadController(IncrementalController):
         self._set_head(weights, in_dim, int(meta["hidden"]), int(meta["n_depths"]), bool(meta["uses_hidden"]))
         if meta.get("train_log") is not None:
             self.train_log_ = meta["train_log"]
-
-
-def _candidates(controller: IncrementalController, scores: np.ndarray) -> np.ndarray:
-    """The base class's exact knob breakpoints, computed on a given score matrix."""
-    from controllers.base import _sorted_unique
-
-    body = scores[:, :-1]
-    if controller.stop_if == "ge":
-        ext = np.maximum.accumulate(body, axis=1) if body.size else body
-        vals = _sorted_unique(ext[np.isfinite(ext)])
-        top = vals[-1] if vals.size else 0.0
-        cheap = min(float(vals[0]), 0.0) if vals.size else 0.0
-        return np.unique(np.concatenate([[cheap], vals, [np.nextafter(top, np.inf)]]))
-    ext = np.minimum.accumulate(body, axis=1) if body.size else body
-    vals = _sorted_unique(ext[np.isfinite(ext)])
-    stops_just_above = np.nextafter(vals, np.inf)
-    top = float(vals[-1]) if vals.size else 0.0
-    expensive = min(float(vals[0]), 0.0) if vals.size else 0.0
-    return np.unique(np.concatenate([[expensive], stops_just_above, [np.nextafter(top, np.inf)]]))[::-1]

@@ -21,15 +21,17 @@ running product, 1 - product, compare).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
 from adaptive_loop.errors import ConfigError
+from adaptive_loop.metrics import sigmoid
+from adaptive_loop.trace import DepthTrace
 from controllers.base import StepView
-from controllers.heads import HeadController
+from controllers.learned.heads import HeadController
+from controllers.learned.torch_fit import TrainLog, to_numpy_weights, train_module
 from controllers.registry import register_controller
-from controllers.torch_training import TrainLog, to_numpy_weights, train_module
 
 
 @register_controller
@@ -81,6 +83,20 @@ class ExitGate(HeadController):
     mode: ClassVar[str] = "posthoc"
     checkpoint: ClassVar[None] = None
 
+    @classmethod
+    def search_space(cls, trial: Any, trace: DepthTrace, base: Mapping[str, Any]) -> dict[str, Any]:
+        """The entropy weight, the geometric prior and Ouro's second stage, then the head's ranges."""
+        params = {
+            "beta": trial.suggest_float("beta", 1e-4, 0.1, log=True),
+            "prior_rate": trial.suggest_categorical("prior_rate", [None, 0.2, 0.5]),
+            "stage2_epochs": trial.suggest_categorical("stage2_epochs", [0, 15]),
+            **cls.head_space(trial, trace),
+        }
+        if params["stage2_epochs"]:
+            params["stage2_k"] = trial.suggest_float("stage2_k", 5.0, 200.0, log=True)
+            params["stage2_gamma"] = trial.suggest_float("stage2_gamma", 1e-4, 0.02, log=True)
+        return params
+
     def _validate_params(self) -> None:
         self._validate_common()
         if not float(self.beta) >= 0:
@@ -95,7 +111,7 @@ class ExitGate(HeadController):
     def _train_head(self, x, losses, fit_rows, valid_rows) -> tuple[dict, TrainLog]:
         import torch
 
-        from adaptive_loop.model.halting import exit_gate_loss, exit_gate_stage2_loss
+        from adaptive_loop.model.halting import exit_gate_loss, exit_gate_stage2_loss  # torch: imported only to fit
 
         head = self._new_head(x.shape[2], x.shape[1], x, fit_rows)
         xt = torch.from_numpy(x.astype(np.float64))
@@ -128,8 +144,6 @@ class ExitGate(HeadController):
         return {"survive": np.ones(n_rows)}
 
     def _combine(self, logits: np.ndarray, step: StepView, state: dict[str, np.ndarray]) -> np.ndarray:
-        from adaptive_loop.metrics import sigmoid
-
         rows = step.row_index
         survive = (state["survive"][rows] if step.depth > 0 else 1.0) * (1.0 - sigmoid(logits))
         state["survive"][rows] = survive

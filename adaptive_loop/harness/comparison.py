@@ -20,12 +20,13 @@ from typing import Any, Sequence
 from sklearn.base import clone
 from tqdm.auto import tqdm
 
+from adaptive_loop.config_loading import parse_scalar
 from adaptive_loop.cost import CostModel
 from adaptive_loop.errors import BudgetError
+from adaptive_loop.harness.bootstrap import controller_vs_frontier_ci
+from adaptive_loop.harness.controller_report import evaluate
+from adaptive_loop.harness.curves import Curve, FixedFrontier, fixed_frontier, headroom_captured, sweep
 from adaptive_loop.trace import DepthTrace
-from controllers.bootstrap import controller_vs_frontier_ci
-from controllers.curves import Curve, FixedFrontier, fixed_frontier, headroom_captured, sweep
-from controllers.evaluation import evaluate
 from controllers.registry import make_controller
 from controllers.risk import disagreement, risk_calibrate
 from oracle.budgeted import BudgetedOracleCurve, budgeted_oracle_curve
@@ -49,26 +50,15 @@ class ControllerSpec:
 
     @classmethod
     def parse(cls, text: str) -> "ControllerSpec":
-        """`name` or `name:key=value,key=value` (values parsed as int, float, bool or string)."""
+        """`name` or `name:key=value,key=value` (values parsed by `parse_scalar`: bool, None, int, float or string)."""
         name, _, rest = text.partition(":")
         params: dict[str, Any] = {}
         for item in filter(None, rest.split(",")):
             key, sep, raw = item.partition("=")
             if not sep:
                 raise ValueError(f"controller spec {text!r}: expected key=value, got {item!r}")
-            params[key.strip()] = _parse_scalar(raw.strip())
+            params[key.strip()] = parse_scalar(raw.strip())
         return cls(name.strip(), params)
-
-
-def _parse_scalar(raw: str) -> Any:
-    if raw.lower() in ("true", "false"):
-        return raw.lower() == "true"
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            pass
-    return raw
 
 
 @dataclass(frozen=True)
@@ -212,7 +202,7 @@ def compare_controllers(
     """Run the protocol in the module docstring for every spec and budget.
 
     `risk` = (epsilon, delta, alpha) also calibrates each controller by Learn-then-Test
-    (`controllers/risk.py`) and reports the realised test risk beside the guarantee; None skips it.
+    (`controllers.risk`) and reports the realised test risk beside the guarantee; None skips it.
     """
     cost_model = CostModel.from_trace(valid)
     table = headroom_table(test)
