@@ -10,6 +10,7 @@ A run's YAML has four sections, each a dataclass whose fields carry their docume
     trace: {...}   # adaptive_loop.config.TraceConfig
 
 `adaptive-loop config` prints every key with its default and help text as commented YAML.
+`resolve_config` finds the built-in configs in `adaptive_loop/configs/` by name.
 An unknown or mistyped key is a `ConfigError` that names the key, the section and the
 closest valid key. YAML is read with `yaml.safe_load` only.
 """
@@ -120,6 +121,23 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """The whole config as nested plain dicts (`dataclasses.asdict`), as saved in checkpoints."""
         return dataclasses.asdict(self)
+
+
+BUILTIN_CONFIGS = Path(__file__).parent / "configs"
+
+
+def resolve_config(name_or_path: str | None) -> Path | None:
+    """A config path, or the name of a built-in config (`demo`, `frappe_x1`, `movielens_100k`, ...)."""
+    if name_or_path is None:
+        return None
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    builtin = BUILTIN_CONFIGS / f"{name_or_path}.yaml"
+    if builtin.is_file():
+        return builtin
+    names = ", ".join(sorted(p.stem for p in BUILTIN_CONFIGS.glob("*.yaml")))
+    raise ConfigError(f"config {name_or_path!r} is neither a file nor a built-in config ({names})")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:

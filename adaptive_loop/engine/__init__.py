@@ -32,8 +32,9 @@ Modules:
   up-front controllers, optional per-user sequence sharing;
 - `dataset`: streaming over parquet/CSV/built-in splits with bounded memory, atomic output;
 - `controller_source`: a controller from a saved folder or fitted and calibrated on a trace;
-- `reference`: the naive masked loop and fixed-depth scoring the engine is benchmarked against;
-- `cli`: `adaptive-loop score`.
+- `reference`: the naive masked loop and fixed-depth scoring the engine is benchmarked against.
+
+The command `adaptive-loop score` is `adaptive_loop.cli.score_command`.
 """
 
 from adaptive_loop.engine.controller_source import ControllerOrigin, resolve_controller

@@ -20,7 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from adaptive_loop.config import RunConfig, load_config
+from adaptive_loop.config import RunConfig, load_config, resolve_config
 from adaptive_loop.errors import ConfigError
 from adaptive_loop.reproduce.variants import Variant
 
@@ -30,8 +30,6 @@ _VOLATILE = {("data", "data_root"), ("train", "progress"), ("train", "num_thread
 
 def base_config_path(dataset: str, config: str | None) -> Path:
     """The base config: `config` (a file or a built-in name), else the built-in `<dataset>.yaml`."""
-    from adaptive_loop.cli import resolve_config
-
     return resolve_config(config or dataset)
 
 

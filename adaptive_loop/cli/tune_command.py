@@ -79,9 +79,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _tune_controller(args: argparse.Namespace) -> int:
+    from adaptive_loop.cli.controllers_command import parse_params
     from adaptive_loop.harness.controller_tuning import budget_at_depth, refit, tune_controller
     from adaptive_loop.trace import load_trace
-    from controllers.cli import parse_params
     from controllers.persistence import save_controller
 
     if args.tune_fraction <= 0 or args.tune_fraction >= 1:
@@ -127,8 +127,7 @@ def _tune_controller(args: argparse.Namespace) -> int:
 
 
 def _tune_model(args: argparse.Namespace) -> int:
-    from adaptive_loop.cli import resolve_config
-    from adaptive_loop.config import load_config
+    from adaptive_loop.config import load_config, resolve_config
     from adaptive_loop.training.model_tuning import tune_model
 
     overrides = list(args.set or [])

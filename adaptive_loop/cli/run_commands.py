@@ -1,38 +1,20 @@
-"""The `adaptive-loop` command line: a thin layer over the library's public functions.
+"""`adaptive-loop train | evaluate | trace | demo | config | datasets`: a run from config to trace.
 
-Errors the user can fix (bad data, config, paths, checkpoints) are printed as one line
-`error: ...` with exit status 2, never as a traceback.
+Each command parses its options and calls one public function (`adaptive_loop.training.train`,
+`adaptive_loop.workflows.evaluate_run` / `trace_run`, `adaptive_loop.demo.run_demo`, ...).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any
 
-from adaptive_loop.errors import AdaptiveLoopError, ConfigError
-
-BUILTIN_CONFIGS = Path(__file__).parent / "configs"
-
-
-def resolve_config(name_or_path: str | None) -> Path | None:
-    """A config path, or the name of a built-in config (`demo`, `frappe_x1`, `movielens_100k`, ...)."""
-    if name_or_path is None:
-        return None
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    builtin = BUILTIN_CONFIGS / f"{name_or_path}.yaml"
-    if builtin.is_file():
-        return builtin
-    names = ", ".join(sorted(p.stem for p in BUILTIN_CONFIGS.glob("*.yaml")))
-    raise ConfigError(f"config {name_or_path!r} is neither a file nor a built-in config ({names})")
+from adaptive_loop.config import load_config, resolve_config
+from adaptive_loop.errors import AdaptiveLoopError
 
 
 def _config_from_args(args: argparse.Namespace):
-    from adaptive_loop.config import load_config
-
     overrides = list(args.set or [])
     if getattr(args, "dataset", None):
         overrides.append(f"data.dataset={args.dataset}")
@@ -56,7 +38,6 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-# --------------------------------------------------------------------------- commands
 def cmd_train(args: argparse.Namespace) -> int:
     """`adaptive-loop train`: train a model from the config into `--run-dir` (optionally `--resume`); returns 0."""
     from adaptive_loop.distributed import env_world, launched_distributed
@@ -146,19 +127,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- parser
-def build_parser() -> argparse.ArgumentParser:
-    """The `adaptive-loop` argument parser.
-
-    Built-in subcommands plus those registered by the oracle, controllers, tune and score plugins.
-    """
-    parser = argparse.ArgumentParser(
-        prog="adaptive-loop",
-        description="Adaptive-depth inference for looped CTR models: train LoopCTR, trace per-depth "
-        "predictions, analyse the oracle depth and evaluate depth controllers.",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
+def add_subcommands(sub: Any) -> None:
+    """Register train, evaluate, trace, demo, config and datasets on an argparse subparsers object."""
     p = sub.add_parser("train", help="train a model from a YAML config", description="Train a model with "
                        "process supervision (loss at every depth 0..L), early stopping and per-epoch checkpoints.")
     _add_config_options(p)
@@ -205,42 +175,3 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("datasets", help="list the built-in datasets", description="List the built-in dataset names.")
     p.set_defaults(func=cmd_datasets)
-
-    for register in _plugin_registrars():
-        register(sub)
-    return parser
-
-
-def _plugin_registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
-    from adaptive_loop.engine.cli import add_subcommand as add_score
-    from controllers.cli import add_subcommand as add_controllers
-    from controllers.tune_cli import add_subcommand as add_tune
-    from oracle.cli import add_subcommand as add_oracle
-
-    return [add_oracle, add_controllers, add_tune, add_score]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line on `argv` (default `sys.argv[1:]`) and return the exit status.
-
-    0 on success; 2 for a user-fixable `AdaptiveLoopError` and 1 for an `OSError`, each
-    printed as one `error: ...` line instead of a traceback; 130 on Ctrl-C.
-    """
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except AdaptiveLoopError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # disk full, permission denied, ...: outputs are atomic, so nothing is half-written
-        where = f" ({exc.filename})" if exc.filename else ""
-        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

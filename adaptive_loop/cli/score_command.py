@@ -59,13 +59,13 @@ def run(args: argparse.Namespace) -> int:
     Also writes the summary JSON beside the output (`<out>.summary.json`) and, with
     `--save-controller`, the fitted controller. Returns 0.
     """
+    from adaptive_loop.cli.controllers_command import parse_params
     from adaptive_loop.engine.controller_source import check_trace_matches_model, resolve_controller
-    from adaptive_loop.engine.dataset import score_stream, iter_scoring_chunks
+    from adaptive_loop.engine.dataset import iter_scoring_chunks, score_stream
     from adaptive_loop.engine.scorer import AdaptiveScorer
     from adaptive_loop.errors import ConfigError
     from adaptive_loop.io import write_json
     from adaptive_loop.runs import load_run
-    from controllers.cli import parse_params
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
