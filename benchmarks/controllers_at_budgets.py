@@ -1,7 +1,7 @@
 """Rule-based (or any registered) controllers on real depth traces, at the costs of fixed depths.
 
 Fits and calibrates every controller on the validation trace and reports on the test trace
-(protocol in `controllers/comparison.py`): AUC, mean cost, headroom captured and a paired
+(protocol in `adaptive_loop/harness/comparison.py`): AUC, mean cost, headroom captured and a paired
 bootstrap interval against the fixed-depth mixture at equal cost, plus one AUC-vs-FLOPs
 figure per dataset with every controller's knob sweep, the fixed-depth frontier and the
 budgeted oracle.

@@ -16,18 +16,17 @@ controllers (AUC-vs-FLOPs curves, frontier, bootstrap, comparisons, tuning) is t
 `adaptive_loop.harness`. Budgets and costs are FLOPs/sample, priced by
 `adaptive_loop.cost.CostModel`.
 
-Example::
+Example (`adaptive_loop.harness.evaluate(controller, test)` then reports AUC and costs)::
 
     from adaptive_loop.cost import CostModel
-    from adaptive_loop.harness import evaluate
     from adaptive_loop.trace import load_trace
     from controllers import make_controller
 
     valid, test = load_trace("runs/tiny/trace_valid.parquet"), load_trace("runs/tiny/trace_test.parquet")
     controller = make_controller("confidence", criterion="entropy").fit(valid)
     controller.calibrate(valid, CostModel.from_trace(valid).fixed_depth(1))  # the cost of depth 1
-    report = evaluate(controller, test)
-    print(report.auc, report.mean_cost, report.depth_histogram)
+    decision = controller.decide(test)  # depth, exits, controller FLOPs and cost per sample
+    print(decision.mean_cost, decision.depth[:10])
 
 Every registered controller class is also an attribute of this package by its class name
 (`controllers.ConfidenceThreshold`), found through the registry.

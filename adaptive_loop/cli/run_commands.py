@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from adaptive_loop.config import load_config, resolve_config
+from adaptive_loop.data.datasets.base import SPLITS
 from adaptive_loop.errors import AdaptiveLoopError
 
 
-def _config_from_args(args: argparse.Namespace):
+def _config_from_args(args: argparse.Namespace, saved_run: bool = False):
+    """The run config from --config, --set and the shortcuts; `saved_run` for a run directory's own config.yaml."""
     overrides = list(args.set or [])
     if getattr(args, "dataset", None):
         overrides.append(f"data.dataset={args.dataset}")
@@ -24,7 +26,7 @@ def _config_from_args(args: argparse.Namespace):
         overrides.append(f"seed={args.seed}")
     if getattr(args, "no_progress", False):
         overrides.append("train.progress=false")
-    return load_config(resolve_config(args.config), overrides)
+    return load_config(resolve_config(args.config), overrides, saved_run=saved_run)
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +46,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from adaptive_loop.training import train
     from adaptive_loop.workflows import default_run_dir
 
-    config = _config_from_args(args)
+    config = _config_from_args(args, saved_run=args.resume)  # a resume reads the run's own config.yaml
     if args.run_dir is None and launched_distributed():
         raise AdaptiveLoopError("with torchrun every process must write to the same folder: pass --run-dir")
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config)
@@ -139,7 +141,7 @@ def add_subcommands(sub: Any) -> None:
     p = sub.add_parser("evaluate", help="per-depth AUC, logloss, gAUC and FLOPs of a trained run",
                        description="Evaluate a trained run at every depth 0..K; writes JSON, CSV and a plot.")
     p.add_argument("--run", required=True, help="run directory written by `adaptive-loop train`")
-    p.add_argument("--split", default="valid", choices=["train", "valid", "test"], help="split to evaluate (default valid)")
+    p.add_argument("--split", default="valid", choices=SPLITS, help="split to evaluate (default valid)")
     p.add_argument("--max-depth", type=int, help="deepest depth K (default: the config's trace.max_depth, i.e. L+2)")
     p.add_argument("--checkpoint", default="best", help="'best', 'last' or a checkpoint file (default best)")
     p.add_argument("--out", help="folder for the report files (default: the run directory)")
@@ -150,7 +152,7 @@ def add_subcommands(sub: Any) -> None:
                        description="Write the depth trace of a split: id, label, group, logits at depths 0..K, "
                        "hidden summaries and FLOPs metadata. Consumed by `oracle` and `controllers`.")
     p.add_argument("--run", required=True, help="run directory written by `adaptive-loop train`")
-    p.add_argument("--split", default="valid", choices=["train", "valid", "test"], help="split to trace (default valid)")
+    p.add_argument("--split", default="valid", choices=SPLITS, help="split to trace (default valid)")
     p.add_argument("--out", help="output parquet file (default: <run>/trace_<split>.parquet)")
     p.add_argument("--max-depth", type=int, help="deepest depth K (default: the config's trace.max_depth, i.e. L+2)")
     p.add_argument("--no-hidden", action="store_true", help="do not store per-depth hidden summaries")

@@ -16,8 +16,7 @@ Main entry points:
 Example::
 
     from adaptive_loop.engine import AdaptiveScorer, score_dataset
-    from adaptive_loop.runs import load_run
-    from adaptive_loop.workflows import load_split
+    from adaptive_loop.runs import load_run, load_split
     from controllers import load_controller
 
     run = load_run("runs/tiny")

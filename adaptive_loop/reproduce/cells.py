@@ -26,7 +26,7 @@ from adaptive_loop.data.pipeline import PreparedData
 from adaptive_loop.errors import ConfigError
 from adaptive_loop.io import write_json
 from adaptive_loop.model.flops import count_parameters
-from adaptive_loop.reproduce.settings import BenchmarkSettings
+from adaptive_loop.reproduce.settings import BenchmarkSettings, saved_fingerprint
 from adaptive_loop.reproduce.variants import Variant
 from adaptive_loop.trace import DepthTrace, save_trace
 from adaptive_loop.training.per_depth import per_depth_metrics
@@ -209,7 +209,7 @@ def _check_fingerprint(folder: Path, fingerprint: dict[str, Any]) -> None:
     path = folder / FINGERPRINT_FILE
     if not path.is_file():
         return
-    saved = json.loads(path.read_text(encoding="utf-8"))
+    saved = saved_fingerprint(json.loads(path.read_text(encoding="utf-8")))
     if saved == fingerprint:
         return
     differences = _differences(saved, fingerprint)

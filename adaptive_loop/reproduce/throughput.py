@@ -171,7 +171,7 @@ def profile_training(config: RunConfig, data: PreparedData, path: Path, active: 
 
 def measure_throughput(config: RunConfig, data: PreparedData, steps: int = 30, warmup: int = 5) -> ThroughputResult:
     """Samples/s and GFLOP/s of training `config`'s model on `data`, beside this CPU's matmul rate."""
-    from adaptive_loop.model.factory import build_model
+    from adaptive_loop.model import build_model
 
     torch.set_num_threads(max(1, config.train.num_threads))
     model = build_model(config.model, data.spec)

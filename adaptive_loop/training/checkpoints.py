@@ -20,8 +20,7 @@ from typing import Any
 
 import torch
 
-from adaptive_loop.config import RunConfig, config_to_yaml
-from adaptive_loop.config_loading import from_dict
+from adaptive_loop.config import RunConfig, config_from_dict, config_to_yaml
 from adaptive_loop.errors import CheckpointError, ConfigError
 from adaptive_loop.io import write_json, write_text
 
@@ -58,10 +57,11 @@ def with_current_defaults(saved: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint's config with keys added since it was written set to their defaults.
 
     So a run checkpointed before a new option existed still resumes, as long as the option
-    keeps its default. A config that no longer parses is compared as saved.
+    keeps its default; keys of other models' configs (saved before each model had its own)
+    are dropped. A config that no longer parses is compared as saved.
     """
     try:
-        return from_dict(RunConfig, saved).to_dict()
+        return config_from_dict(saved, saved_run=True).to_dict()
     except ConfigError:
         return saved
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptive_loop.errors import ConfigError
+from adaptive_loop.model import config_from_dict
 from adaptive_loop.studies import create_or_resume, open_storage, run_trials, storage_url, trials_table
 from adaptive_loop.training.early_stopping import Monitor
 from adaptive_loop.training.trainer import train
@@ -50,9 +51,7 @@ class ModelTuneResult:
 
 
 def apply_model_params(config, params: dict[str, Any]):
-    """A copy of a RunConfig with a trial's L, width, learning rate and aux weight."""
-    from adaptive_loop.model.config import ModelConfig
-
+    """A copy of a RunConfig with a trial's L, width, learning rate and aux weight (a LoopCTR config)."""
     model = dataclasses.asdict(config.model)
     d = int(params["d_model"])
     heads = model["n_heads"]
@@ -60,7 +59,7 @@ def apply_model_params(config, params: dict[str, Any]):
         heads //= 2
     model.update(train_loops=int(params["train_loops"]), d_model=d, n_heads=max(1, heads), aux_weight=float(params["aux_weight"]))
     train = dataclasses.replace(config.train, lr=float(params["lr"]), progress=False)
-    return dataclasses.replace(config, model=ModelConfig.from_dict(model), train=train)
+    return dataclasses.replace(config, model=config_from_dict(model), train=train)
 
 
 def tune_model(

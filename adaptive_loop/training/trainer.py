@@ -43,7 +43,7 @@ from adaptive_loop.data.streaming import ParquetSplit, StreamingData
 from adaptive_loop.distributed import SINGLE, DistContext, ShardedBatchSampler
 from adaptive_loop.errors import CheckpointError, ConfigError
 from adaptive_loop.io import load_checkpoint, remove_stale_temporaries, save_checkpoint, write_json
-from adaptive_loop.model.factory import build_model
+from adaptive_loop.model import build_model
 from adaptive_loop.model.moe import global_router_statistics
 from adaptive_loop.training.checkpoints import CHECKPOINT_FORMAT, check_resumable, load_model_state, write_run_files
 from adaptive_loop.training.device import resolve_device

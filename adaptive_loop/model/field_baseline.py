@@ -1,19 +1,17 @@
-"""Standard CTR baselines on the same `FeatureSpec`: DeepFM and DCNv2, with the `DepthModel` API at K = 0.
+"""The shared body of the CTR baselines: field embeddings and the `DepthModel` API at K = 0.
 
 Fields: one embedding per categorical field, every sequence (pooled or not) mean-pooled
 over its non-padding ids as one more field, numeric fields either as scaled embeddings
 v_f x_f ('embed') or as a dense MLP input ('dense'). `enter` computes the field
 embeddings, `exit` the logit; there is no loop block, so `loop_step` raises and only
-depth 0 exists (`train_loops = 0`).
-
-- DeepFM (Guo et al. 2017): logit = w0 + sum_f w_f + 1/2 sum_e[(sum_f v_f)^2 - sum_f v_f^2] + MLP(concat v_f).
-- DCNv2 (Wang et al. 2021): x_{l+1} = x0 * (W_l x_l + b_l) + x_l (W_l full or U_l V_l^T of
-  rank r), with a deep MLP stacked after or parallel to the cross network.
+depth 0 exists (`train_loops = 0`). Each baseline is its own file (`deepfm.py`,
+`dcnv2.py`) with its config, a `FieldBaselineConfig`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -22,9 +20,31 @@ from adaptive_loop.data.batch import Batch
 from adaptive_loop.data.spec import FeatureSpec
 from adaptive_loop.errors import ConfigError
 from adaptive_loop.model.api import DepthOutputs, FlopsBreakdown
-from adaptive_loop.model.config import ModelConfig
 from adaptive_loop.model.embeddings import FeatureEmbeddings
-from adaptive_loop.model.layers import MLP
+from adaptive_loop.model.model_config import ModelConfig, check_choice
+
+NUMERIC_MODES = ("embed", "dense")
+
+
+@dataclass
+class FieldBaselineConfig(ModelConfig):
+    """Keys every field-embedding baseline has (no loop block: `train_loops` is 0)."""
+
+    train_loops: int = field(default=0, metadata={"help": "Always 0: a baseline has no loop block, only depth 0 exists."})
+    dropout: float = field(default=0.0, metadata={"help": "Dropout on the deep part's hidden layers (training only) [ours]."})
+    numeric_mode: str = field(
+        default="embed",
+        metadata={"help": "Numeric fields as scaled embeddings v_f * x_f ('embed') or as a dense MLP input ('dense')."},
+    )
+
+    TINY: ClassVar[dict[str, Any]] = {"embed_dim": 4}
+
+    def validate(self) -> None:
+        """Raise `ConfigError` naming the first invalid key and value."""
+        super().validate()
+        check_choice("numeric_mode", self.numeric_mode, NUMERIC_MODES)
+        if self.train_loops != 0:
+            raise ConfigError(f"model.train_loops must be 0 for model {self.name!r} (it has no loop block), got {self.train_loops!r}")
 
 
 @dataclass
@@ -47,7 +67,7 @@ class BaselineState:
 class FieldEmbedder(nn.Module):
     """Batch -> field embeddings [B, F, e] (+ dense numeric input in 'dense' mode)."""
 
-    def __init__(self, spec: FeatureSpec, config: ModelConfig) -> None:
+    def __init__(self, spec: FeatureSpec, config: FieldBaselineConfig) -> None:
         super().__init__()
         e = config.embed_dim
         self.embeddings = FeatureEmbeddings(spec, e, config.embed_init_std)
@@ -75,10 +95,10 @@ class FieldEmbedder(nn.Module):
         return torch.cat(parts, dim=1), dense
 
 
-class _Baseline(nn.Module):
+class FieldBaseline(nn.Module):
     """Shared K = 0 `DepthModel` plumbing; subclasses define `_first`, `_exit_modules` and `exit`."""
 
-    def __init__(self, config: ModelConfig, spec: FeatureSpec) -> None:
+    def __init__(self, config: FieldBaselineConfig, spec: FeatureSpec) -> None:
         super().__init__()
         self.config = config
         self.spec = spec
@@ -115,9 +135,9 @@ class _Baseline(nn.Module):
     def flops(self) -> FlopsBreakdown:
         """Matmul FLOPs per sample (see `flops.py`); Entry is embedding lookups plus any first-order matmul."""
         return FlopsBreakdown(
-            entry=_linear_flops(self._entry_modules()),
+            entry=linear_flops(self._entry_modules()),
             loop=0.0,
-            exit=_linear_flops(self._exit_modules()),
+            exit=linear_flops(self._exit_modules()),
             summary=float(self.fields.n_fields * self.config.embed_dim),
         )
 
@@ -135,81 +155,7 @@ class _Baseline(nn.Module):
         raise NotImplementedError
 
 
-class DeepFM(_Baseline):
-    """DeepFM: first-order + FM second-order + deep MLP, summed into one logit."""
-
-    def __init__(self, config: ModelConfig, spec: FeatureSpec) -> None:
-        super().__init__(config, spec)
-        self.first_order = FeatureEmbeddings(spec, 1, config.embed_init_std)  # w_f per id
-        self.numeric_first = nn.Linear(len(spec.numeric), 1) if spec.numeric else None
-        self.deep = MLP(self.input_dim, config.deepfm_hidden, 1, config.dropout)
-
-    def _first(self, batch: Batch, fields: torch.Tensor) -> torch.Tensor:
-        first = self.first_order.categorical(batch.cat).sum(dim=(1, 2))
-        for name in self.fields.seq_names:
-            first = first + self.first_order.pooled(name, batch.seq[name]).squeeze(-1)
-        if self.numeric_first is not None:
-            first = first + self.numeric_first(batch.num).squeeze(-1)
-        return first
-
-    def exit(self, state: BaselineState) -> torch.Tensor:
-        """Logit [B]: first-order term + FM pairwise term + deep MLP over the concatenated embeddings."""
-        v = state.fields
-        fm = 0.5 * (v.sum(dim=1).pow(2) - v.pow(2).sum(dim=1)).sum(dim=-1)
-        deep = self.deep(torch.cat([v.flatten(1), state.dense], dim=1)).squeeze(-1)
-        return state.first + fm + deep
-
-    def _entry_modules(self) -> list[nn.Module]:
-        return [self.numeric_first] if self.numeric_first is not None else []
-
-    def _exit_modules(self) -> list[nn.Module]:
-        return [self.deep]
-
-
-class CrossLayer(nn.Module):
-    """x_{l+1} = x0 * (W x_l + b) + x_l; W full (PyTorch default init) or low rank U V^T."""
-
-    def __init__(self, dim: int, rank: int) -> None:
-        super().__init__()
-        self.proj: nn.Module = nn.Linear(dim, dim) if rank == 0 else nn.Sequential(nn.Linear(dim, rank, bias=False), nn.Linear(rank, dim))
-
-    def forward(self, x0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """x0, x [B, D] -> x0 * (W x + b) + x: [B, D]."""
-        return x0 * self.proj(x) + x
-
-
-class DCNv2(_Baseline):
-    """DCNv2: cross network and deep MLP, stacked or parallel, then a linear head."""
-
-    def __init__(self, config: ModelConfig, spec: FeatureSpec) -> None:
-        super().__init__(config, spec)
-        dim = self.input_dim
-        self.cross = nn.ModuleList(CrossLayer(dim, config.dcn_low_rank) for _ in range(config.dcn_cross_layers))
-        layers: list[nn.Module] = []
-        width = dim
-        for h in config.dcn_hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            if config.dropout > 0:
-                layers.append(nn.Dropout(config.dropout))
-            width = h
-        self.deep = nn.Sequential(*layers)
-        self.parallel = config.dcn_structure == "parallel"
-        self.head = nn.Linear(width + (dim if self.parallel else 0), 1)
-
-    def exit(self, state: BaselineState) -> torch.Tensor:
-        """Logit [B]: cross network and deep MLP (stacked or parallel) on the fields, then the head."""
-        x0 = torch.cat([state.fields.flatten(1), state.dense], dim=1)
-        x = x0
-        for layer in self.cross:
-            x = layer(x0, x)
-        z = torch.cat([x, self.deep(x0)], dim=1) if self.parallel else self.deep(x)
-        return self.head(z).squeeze(-1)
-
-    def _exit_modules(self) -> list[nn.Module]:
-        return [self.cross, self.deep, self.head]
-
-
-def _linear_flops(modules: list[nn.Module]) -> float:
+def linear_flops(modules: list[nn.Module]) -> float:
     """2 * in * out per sample for every `nn.Linear` inside `modules` (each applied once per sample)."""
     return float(
         sum(2 * m.in_features * m.out_features for mod in modules for m in mod.modules() if isinstance(m, nn.Linear))
