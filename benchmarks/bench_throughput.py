@@ -6,7 +6,7 @@ One command measures, in one run and with one thread setting (`--threads`, defau
    repeats, taken before and after the training measurements (the reference is the median
    of both sets);
 2. LoopCTR(L=3) training with the built-in `frappe_x1` and `movielens_100k` configs: the real
-   trainer (`adaptive_loop.train.Trainer`, its batch size, AdamW, gradient clipping) timed
+   trainer (`adaptive_loop.training.Trainer`, its batch size, AdamW, gradient clipping) timed
    step by step (median step time after warm-up steps; batch assembly included). Training
    GFLOP/s = samples/s x training FLOPs per sample, where the training FLOPs are the
    analytic forward FLOPs at every depth 0..L as trained (Entry + L Loop steps + L + 1 Exit
@@ -58,11 +58,10 @@ import numpy as np
 import torch
 import yaml
 
-from adaptive_loop.cli import resolve_config
-from adaptive_loop.config import RunConfig, load_config
+from adaptive_loop.config import RunConfig, load_config, resolve_config
 from adaptive_loop.data.pipeline import PreparedData, prepare_data
 from adaptive_loop.io import write_json
-from adaptive_loop.model import build_model
+from adaptive_loop.model import ModelConfig, build_model, config_from_dict, own_keys
 from adaptive_loop.reproduce.throughput import matmul_rate, measure_training
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_throughput.json"
@@ -149,12 +148,17 @@ def alternate_medians(fns: dict[str, Callable[[], Any]], repeats: int, warmup: i
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def dcnv2_config(loopctr: ModelConfig) -> ModelConfig:
+    """DCNv2 with the keys every model shares taken from the LoopCTR config (embedding width, dropout, init)."""
+    return config_from_dict(own_keys({**loopctr.to_dict(), "name": "dcnv2", "train_loops": 0}))
+
+
 def measure_scoring(config: RunConfig, data: PreparedData, plan: Plan) -> dict[str, Any]:
     """Scoring GFLOP/s of LoopCTR at depth L and of DCNv2, batch 4,096, same spec and config sizes."""
     batch = data.valid.to_batch(slice(0, min(SCORE_BATCH, len(data.valid))))
     torch.manual_seed(config.seed)
     loopctr = build_model(config.model, data.spec).eval()
-    dcnv2 = build_model(dataclasses.replace(config.model, name="dcnv2"), data.spec).eval()
+    dcnv2 = build_model(dcnv2_config(config.model), data.spec).eval()
     depth = config.model.train_loops
     seconds = alternate_medians({"loopctr": scorer(loopctr, batch, depth), "dcnv2": scorer(dcnv2, batch, 0)},
                                 plan.score_repeats)

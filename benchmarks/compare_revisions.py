@@ -39,13 +39,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from adaptive_loop.cli import resolve_config
-from adaptive_loop.config import RunConfig, load_config
+from adaptive_loop.config import RunConfig, load_config, resolve_config
 from adaptive_loop.data.batch import Batch
 from adaptive_loop.data.pipeline import PreparedData, prepare_data
 from adaptive_loop.io import write_json
-from adaptive_loop.model import build_model
-from adaptive_loop.train import process_supervised_loss
+from adaptive_loop.model import ModelConfig, build_model
+from adaptive_loop.training import process_supervised_loss
 
 REPO = Path(__file__).resolve().parent.parent
 BASE_NAME = "adaptive_loop_base"
@@ -63,6 +62,18 @@ def export_base(rev: str, into: Path) -> Any:
         path.write_text(re.sub(r"\badaptive_loop\b", BASE_NAME, text), encoding="utf-8")
     sys.path.insert(0, str(into))
     return importlib.import_module(f"{BASE_NAME}.model")
+
+
+def base_model_config(base_model_pkg: Any, config: ModelConfig) -> Any:
+    """`config` rebuilt as the base revision's own config class (its `build_model` may check the type).
+
+    Revisions with per-model config classes export `config_from_dict`; older ones have one
+    flat `ModelConfig` for every model.
+    """
+    raw = config.to_dict()
+    if hasattr(base_model_pkg, "config_from_dict"):
+        return base_model_pkg.config_from_dict(base_model_pkg.own_keys(raw))
+    return base_model_pkg.ModelConfig.from_dict(raw)
 
 
 def fixed_batches(config: RunConfig, data: PreparedData, score_rows: int, seed: int = 0) -> tuple[Batch, Batch]:
@@ -122,7 +133,7 @@ def compare_config(name: str, base_model_pkg: Any, rounds: int, score_rows: int)
     data = prepare_data(config.data, seed=config.seed, show_progress=False)
     train_batch, score_batch = fixed_batches(config, data, score_rows)
     torch.manual_seed(config.seed)
-    base = base_model_pkg.build_model(config.model, data.spec)
+    base = base_model_pkg.build_model(base_model_config(base_model_pkg, config.model), data.spec)
     current = build_model(config.model, data.spec)
     current.load_state_dict(base.state_dict())
     loops = config.model.train_loops

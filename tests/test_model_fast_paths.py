@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from _reference_model import reference_forward
-from adaptive_loop.model import ModelConfig, build_model
+from adaptive_loop.model import build_model, tiny_config
 from adaptive_loop.model.dropout import Dropout, dropout
 from adaptive_loop.model.hyper import HyperConnection, _Merge, _Write, stream_major
 from adaptive_loop.model.moe import ExpertFFN, ExpertLinear, Router
@@ -35,7 +35,7 @@ CASES = {
 
 def _model(overrides: dict, spec) -> torch.nn.Module:
     torch.manual_seed(0)
-    model = build_model(ModelConfig.tiny(**overrides), spec)
+    model = build_model(tiny_config(**overrides), spec)
     with torch.no_grad():  # move the dynamic hyper-connection weights off their zero init
         for name, p in model.named_parameters():
             if ".hc_" in name and name.endswith(".weight") and p.dim() == 2:

@@ -14,7 +14,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from adaptive_loop.model import ModelConfig, build_model, count_parameters
+from adaptive_loop.model import build_model, count_parameters, tiny_config
 from adaptive_loop.model.testing import random_batch, toy_spec
 
 B = 8
@@ -59,7 +59,7 @@ def test_flops_match_flop_counter(case: str) -> None:
     overrides, spec_args = CASES[case]
     spec = toy_spec(**spec_args)
     torch.manual_seed(0)
-    model = build_model(ModelConfig.tiny(**overrides), spec).eval()
+    model = build_model(tiny_config(**overrides), spec).eval()
     batch = random_batch(spec, B)
     flops = model.flops()
     with torch.no_grad():
@@ -80,7 +80,7 @@ def test_flops_match_flop_counter(case: str) -> None:
 
 
 def test_count_parameters_splits_embeddings() -> None:
-    model = build_model(ModelConfig.tiny(), toy_spec())
+    model = build_model(tiny_config(), toy_spec())
     dense, embedding = count_parameters(model)
     tables = sum(t.weight.numel() for t in model.entry.tokenizer.embeddings.tables)
     assert embedding == tables
@@ -91,7 +91,7 @@ def test_fused_attention_is_invisible_to_the_flop_counter() -> None:
     """With the default fused kernel FlopCounterMode misses exactly Q K^T and weights @ V (2 T_q T_k d each)."""
     spec = toy_spec()
     torch.manual_seed(0)
-    model = build_model(ModelConfig.tiny(), spec).eval()
+    model = build_model(tiny_config(), spec).eval()
     batch = random_batch(spec, B)
     geom, d = model.geometry, model.config.d_model
     core = {"self": 4.0 * geom.n_tokens**2 * d, "exit": 4.0 * geom.n_glb * geom.n_seq * d}
