@@ -51,11 +51,12 @@ from adaptive_loop.data.batch import Batch, EncodedData
 from adaptive_loop.data.pipeline import PreparedData
 from adaptive_loop.data.streaming import ParquetSplit, StreamingData
 from adaptive_loop.distributed import SINGLE, DistContext, ShardedBatchSampler
-from adaptive_loop.errors import CheckpointError, ConfigError
+from adaptive_loop.errors import CheckpointError, ConfigError, DataError
 from adaptive_loop.evaluation import per_depth_metrics, predict_depths
 from adaptive_loop.io import load_checkpoint, remove_stale_temporaries, save_checkpoint, write_json, write_text
 from adaptive_loop.model.factory import build_model
 from adaptive_loop.model.moe import global_router_statistics
+from adaptive_loop.optim import PlateauSchedule, build_optimizer, current_lr, l2_penalty, split_parameters
 
 CHECKPOINT_FORMAT = 1
 
@@ -74,6 +75,8 @@ class EpochRecord:
     seconds: float
     samples_per_second: float
     steps: int
+    lr: float = float("nan")  # learning rate used during the epoch (before any plateau cut after it)
+    train_penalty: float = 0.0  # mean explicit L2 penalty per step (train.embedding_l2 / dense_l2)
 
 
 @dataclass
@@ -153,17 +156,26 @@ def resolve_device(name: str) -> torch.device:
 
 
 def process_supervised_loss(
-    logits: torch.Tensor, labels: torch.Tensor, aux_loss: torch.Tensor, aux_weight: float
+    logits: torch.Tensor, labels: torch.Tensor, aux_loss: torch.Tensor, aux_weight: float,
+    depth_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(total loss, mean BCE over depths): 1/(L+1) sum_l BCE(logit_l, y) + aux_weight * aux."""
+    """(total loss, BCE over depths): 1/(L+1) sum_l BCE(logit_l, y) + aux_weight * aux.
+
+    With `depth_weights` [L+1] (`train.depth_loss_weights`) the BCE is the weighted mean
+    sum_l w_l BCE_l / sum_l w_l instead of the uniform one.
+    """
     target = labels.unsqueeze(1).expand_as(logits)
-    bce = F.binary_cross_entropy_with_logits(logits, target)
+    if depth_weights is None:
+        bce = F.binary_cross_entropy_with_logits(logits, target)
+    else:
+        per_depth = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=0)
+        bce = (per_depth * depth_weights).sum() / depth_weights.sum()
     return bce + aux_weight * aux_loss, bce
 
 
 def sharded_process_supervised_loss(
     logits: torch.Tensor, labels: torch.Tensor, aux_loss: torch.Tensor, aux_weight: float,
-    global_rows: int, world_size: int,
+    global_rows: int, world_size: int, depth_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss one DDP rank backpropagates, and its summed per-row BCE (for logging).
 
@@ -173,7 +185,11 @@ def sharded_process_supervised_loss(
     global batch's balance loss (see `global_router_statistics`).
     """
     target = labels.unsqueeze(1).expand_as(logits)
-    bce_sum = F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / logits.shape[1]
+    if depth_weights is None:
+        bce_sum = F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / logits.shape[1]
+    else:
+        per_depth = F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(dim=0)
+        bce_sum = (per_depth * depth_weights).sum() / depth_weights.sum()
     return bce_sum * (world_size / max(global_rows, 1)) + aux_weight * aux_loss, bce_sum
 
 
@@ -214,9 +230,14 @@ class Trainer:
         self.epoch_callbacks = list(epoch_callbacks or [])
         head_params = self.halting.parameters() if self.halting is not None else []
         # --- end hooks ---
-        self.optimizer = torch.optim.AdamW(
-            list(self.model.parameters()) + head_params, lr=config.train.lr, weight_decay=config.train.weight_decay
-        )
+        # --- hooks: training recipe (adaptive_loop.optim): optimiser, explicit L2 penalties, LR schedule ---
+        cfg = config.train
+        self.optimizer = build_optimizer(cfg.optimizer, list(self.model.parameters()) + head_params, cfg.lr, cfg.weight_decay)
+        self.param_split = split_parameters(self.model)
+        self.schedule = PlateauSchedule(cfg.lr_schedule, cfg.lr_factor, cfg.min_lr)
+        self.depth_weights = self._depth_weights()
+        self._check_batch_norm_batches()
+        # --- end hooks ---
         self.history: list[EpochRecord] = []
         self.best_monitor = float("nan")
         self.best_epoch = -1
@@ -248,6 +269,7 @@ class Trainer:
         epochs = self.config.train.epochs
         if self.bad_epochs >= self.config.train.patience:
             return self._result(stopped_early=True)
+        self._check_monitor_defined()
         for epoch in range(self.start_epoch, epochs):
             record = self._run_epoch(epoch)
             self.history.append(record)
@@ -256,6 +278,7 @@ class Trainer:
                 self.best_monitor, self.best_epoch, self.bad_epochs = record.monitor, epoch, 0
             else:
                 self.bad_epochs += 1
+            self.schedule.after_epoch(self.optimizer, improved)  # hook: LR cut on plateau (checkpointed below)
             if self.dist.is_main:
                 payload = self._checkpoint_payload(epoch + 1)
                 if improved:
@@ -321,26 +344,40 @@ class Trainer:
             out = self.net(batch, return_hidden=self.halting is not None)
         if self.dist.enabled:
             loss, bce_sum = sharded_process_supervised_loss(
-                out.logits, batch.labels, out.aux_loss, aux_weight, global_rows, self.dist.world_size
+                out.logits, batch.labels, out.aux_loss, aux_weight, global_rows, self.dist.world_size, self.depth_weights
             )
             bce_total = float(bce_sum.detach())
         else:
-            loss, bce = process_supervised_loss(out.logits, batch.labels, out.aux_loss, aux_weight)
+            loss, bce = process_supervised_loss(out.logits, batch.labels, out.aux_loss, aux_weight, self.depth_weights)
             bce_total = float(bce.detach()) * len(batch)
         if self.halting is not None:  # hook: joint ACT halting term
             loss = loss + self.halting.loss(out, batch.labels)
         return loss, bce_total, float(out.aux_loss.detach())
+
+    def _penalty(self) -> torch.Tensor | None:
+        """The explicit L2 penalty of this step (None when train.embedding_l2 = dense_l2 = 0).
+
+        Every rank adds the same penalty of the same (synchronised) weights, so DDP's
+        gradient average leaves its gradient unchanged: as in a single process.
+        """
+        return l2_penalty(self.param_split, self.config.train.embedding_l2, self.config.train.dense_l2)
 
     def _run_epoch(self, epoch: int) -> EpochRecord:
         cfg = self.config.train
         self.model.train()
         aux_weight = float(getattr(self.config.model, "aux_weight", 0.0))
         totals = np.zeros(3)  # summed BCE, aux x rows, rows (this rank)
+        penalty_sum = 0.0
+        lr = current_lr(self.optimizer)
         started = time.perf_counter()
         steps, batches = self._epoch_batches(epoch)
         bar = tqdm(batches, total=steps, desc=f"epoch {epoch + 1}", disable=not self.progress, leave=False)
         for step, (batch, global_rows) in enumerate(bar):
             loss, bce_total, aux = self._step_loss(batch, global_rows, aux_weight)
+            penalty = self._penalty()
+            if penalty is not None:
+                loss = loss + penalty
+                penalty_sum += float(penalty.detach())
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; lower train.lr or "
@@ -370,12 +407,55 @@ class Trainer:
             seconds=seconds,
             samples_per_second=seen / max(seconds, 1e-9),
             steps=int(steps),
+            lr=lr,
+            train_penalty=penalty_sum / max(int(steps), 1),
         )
+
+    # ----------------------------------------------------------------- recipe checks
+    def _depth_weights(self) -> torch.Tensor | None:
+        """`train.depth_loss_weights` as a tensor on the device (None = uniform mean); one weight per depth 0..L."""
+        weights = self.config.train.depth_loss_weights
+        if not weights:
+            return None
+        depths = self.model.train_loops + 1
+        if len(weights) != depths:
+            raise ConfigError(
+                f"train.depth_loss_weights has {len(weights)} weights but the model is trained at {depths} depths "
+                f"(0..{self.model.train_loops}); give one weight per depth or leave it empty"
+            )
+        return torch.tensor(weights, dtype=torch.float32, device=self.device)
+
+    def _check_batch_norm_batches(self) -> None:
+        """Batch norm cannot train on a one-row batch: refuse a batch size that leaves one row at the end of every epoch."""
+        if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.model.modules()):
+            return
+        train = self.data.train
+        if isinstance(train, ParquetSplit):
+            return
+        cfg = self.config.train
+        n, size = len(train), cfg.batch_size
+        last = n % size
+        if last == 1 and (cfg.max_steps_per_epoch == 0 or cfg.max_steps_per_epoch * size >= n):
+            raise ConfigError(
+                f"model.batch_norm is on and the {n:,} training rows leave a last batch of 1 row with "
+                f"train.batch_size={size}; batch norm cannot train on one row: choose another batch size"
+            )
+
+    def _check_monitor_defined(self) -> None:
+        """Fail before the first epoch when the validation split makes the monitor undefined (in-memory data)."""
+        valid = self.data.valid
+        if not isinstance(valid, ParquetSplit):
+            check_monitor_defined(valid.labels, self.monitor, self.config.train.monitor, "validation")
 
     # ----------------------------------------------------------------- validation
     def validate(self, data: EncodedData | ParquetSplit | None = None) -> tuple[list[float], list[float]]:
-        """Per-depth AUC and logloss over depths 0..L on the validation split (every rank gets the same)."""
+        """Per-depth AUC and logloss over depths 0..L on the validation split (every rank gets the same).
+
+        Raises `DataError` when the monitor is an AUC and the split holds a single class
+        (AUC undefined), instead of reporting NaN as the best epoch.
+        """
         labels, logits = self.predict(self.data.valid if data is None else data, self.config.model.train_loops)
+        check_monitor_defined(labels, self.monitor, self.config.train.monitor, "validation")
         rows = per_depth_metrics(labels, logits, self.model.flops())
         return [r.auc for r in rows], [r.logloss for r in rows]
 
@@ -411,6 +491,7 @@ class Trainer:
             "epochs_done": epochs_done,
             "model_state": self.model.state_dict(),
             "optimizer_state": self.optimizer.state_dict(),
+            "schedule_state": self.schedule.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "best_monitor": self.best_monitor,
             "best_epoch": self.best_epoch,
@@ -441,7 +522,8 @@ class Trainer:
             raise CheckpointError(f"{self.last_checkpoint}: train.halting.enabled differs from the run being resumed")
         if self.halting is not None:
             self.halting.restore(payload["halting"])
-        self.optimizer.load_state_dict(payload["optimizer_state"])
+        self.optimizer.load_state_dict(payload["optimizer_state"])  # includes the (possibly cut) learning rate
+        self.schedule.load_state_dict(payload.get("schedule_state", {}))
         torch.set_rng_state(payload["torch_rng"])
         if "cuda_rng" in payload and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(payload["cuda_rng"])
@@ -450,6 +532,31 @@ class Trainer:
         self.bad_epochs = int(payload["bad_epochs"])
         self.history = [EpochRecord(**r) for r in payload["history"]]
         self.start_epoch = int(payload["epochs_done"])
+
+
+def single_class(labels: np.ndarray) -> float | None:
+    """The one label value of a split that has a single class (or no row), else None."""
+    values = np.unique(np.asarray(labels).reshape(-1) > 0.5)
+    return None if len(values) == 2 else (float(values[0]) if len(values) else float("nan"))
+
+
+def check_monitor_defined(labels: np.ndarray, monitor: Monitor, monitor_text: str, split: str) -> None:
+    """Raise `DataError` when `monitor` is an AUC and `labels` hold a single class (AUC is then undefined).
+
+    Training on would select epochs by NaN; a logloss monitor stays defined, so it is the
+    suggested way out when such a split is intended.
+    """
+    if monitor.metric != "auc":
+        return
+    value = single_class(labels)
+    if value is None:
+        return
+    n = int(np.asarray(labels).size)
+    what = "no rows" if n == 0 else f"a single class (all {n:,} labels are {int(value)})"
+    raise DataError(
+        f"the {split} split has {what}: AUC is undefined, so train.monitor={monitor_text!r} cannot pick the best "
+        f"epoch; use a {split} split with both classes, or monitor logloss (train.monitor=logloss@L)"
+    )
 
 
 # Config sections a resumed run must share with its checkpoint: other weights, other data or

@@ -24,7 +24,7 @@ from adaptive_loop.errors import ConfigError
 from adaptive_loop.model.api import DepthOutputs, FlopsBreakdown
 from adaptive_loop.model.config import ModelConfig
 from adaptive_loop.model.embeddings import FeatureEmbeddings
-from adaptive_loop.model.layers import MLP
+from adaptive_loop.model.layers import MLP, hidden_layers, init_linears
 
 
 @dataclass
@@ -45,7 +45,13 @@ class BaselineState:
 
 
 class FieldEmbedder(nn.Module):
-    """Batch -> field embeddings [B, F, e] (+ dense numeric input in 'dense' mode)."""
+    """Batch -> field embeddings [B, F, e] (+ dense numeric input in 'dense' mode).
+
+    All its parameters (tables and numeric field vectors v_f) are embeddings for the
+    training's embedding penalty (`adaptive_loop.optim.split_parameters`).
+    """
+
+    holds_embeddings = True
 
     def __init__(self, spec: FeatureSpec, config: ModelConfig) -> None:
         super().__init__()
@@ -142,7 +148,8 @@ class DeepFM(_Baseline):
         super().__init__(config, spec)
         self.first_order = FeatureEmbeddings(spec, 1, config.embed_init_std)  # w_f per id
         self.numeric_first = nn.Linear(len(spec.numeric), 1) if spec.numeric else None
-        self.deep = MLP(self.input_dim, config.deepfm_hidden, 1, config.dropout)
+        self.deep = MLP(self.input_dim, config.deepfm_hidden, 1, config.tower_dropout_rate,
+                        batch_norm=config.batch_norm, init=config.dense_init)
 
     def _first(self, batch: Batch, fields: torch.Tensor) -> torch.Tensor:
         first = self.first_order.categorical(batch.cat).sum(dim=(1, 2))
@@ -185,16 +192,12 @@ class DCNv2(_Baseline):
         super().__init__(config, spec)
         dim = self.input_dim
         self.cross = nn.ModuleList(CrossLayer(dim, config.dcn_low_rank) for _ in range(config.dcn_cross_layers))
-        layers: list[nn.Module] = []
-        width = dim
-        for h in config.dcn_hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            if config.dropout > 0:
-                layers.append(nn.Dropout(config.dropout))
-            width = h
-        self.deep = nn.Sequential(*layers)
+        self.deep = nn.Sequential(*hidden_layers(dim, config.dcn_hidden, config.tower_dropout_rate, config.batch_norm))
+        width = int(config.dcn_hidden[-1]) if config.dcn_hidden else dim
         self.parallel = config.dcn_structure == "parallel"
         self.head = nn.Linear(width + (dim if self.parallel else 0), 1)
+        for module in (self.cross, self.deep, self.head):
+            init_linears(module, config.dense_init)
 
     def exit(self, state: BaselineState) -> torch.Tensor:
         """Logit [B]: cross network and deep MLP (stacked or parallel) on the fields, then the head."""

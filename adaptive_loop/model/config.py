@@ -25,6 +25,8 @@ SUMMARIES = ("mean_global", "mean_all")
 HC_READOUTS = ("mean", "sum")
 NUMERIC_MODES = ("embed", "dense")
 DCN_STRUCTURES = ("stacked", "parallel")
+DENSE_INITS = ("torch", "xavier_normal")
+TOKEN_GROUPINGS = ("schema", "per_field")
 
 
 @dataclass
@@ -80,7 +82,32 @@ class ModelConfig:
             "at init the read-out equals a plain pre-norm residual stack) or 'sum' (n times that at init)."
         },
     )
-    dropout: float = field(default=0.0, metadata={"help": "Dropout on attention weights, sub-layer outputs and tower layers (training only) [ours]."})
+    dropout: float = field(
+        default=0.0,
+        metadata={"help": "Dropout on attention weights, sub-layer outputs and MLP tower layers (training only), unless "
+                  "attention_dropout, sublayer_dropout or tower_dropout set their own rate [ours]."},
+    )
+    attention_dropout: float | None = field(
+        default=None, metadata={"help": "Dropout on the attention weights (Entry, Loop, Exit cross-attention); null = model.dropout."}
+    )
+    sublayer_dropout: float | None = field(
+        default=None,
+        metadata={"help": "Dropout on the attention and FFN sub-layer outputs before the residual add; null = model.dropout."},
+    )
+    tower_dropout: float | None = field(
+        default=None,
+        metadata={"help": "Dropout after each hidden layer of the MLP towers (LoopCTR's Exit tower, the baselines' deep "
+                  "MLPs); null = model.dropout. BARS tunes it per model (Frappe_x1: DeepFM 0.2, DCNv2 0.4)."},
+    )
+    batch_norm: bool = field(
+        default=False,
+        metadata={"help": "MLP towers as Linear -> BatchNorm -> ReLU -> Dropout (FuxiCTR's MLP_Block); off: no batch norm."},
+    )
+    dense_init: str = field(
+        default="torch",
+        metadata={"help": "Init of the MLP tower, cross and head linears: 'torch' (PyTorch default, Kaiming-uniform) or "
+                  "'xavier_normal' (FuxiCTR: Xavier-normal weights, zero biases). Transformer projections keep init_std."},
+    )
     seq_compress_queries: int = field(
         default=0,
         metadata={"help": "m: compress the behaviour sequence into m tokens with m learned queries (cross-attention); 0 = off [ours]."},
@@ -93,6 +120,11 @@ class ModelConfig:
             "and 'prefix' keep sequence tokens independent of the candidate item."
         },
     )
+    token_groups: str = field(
+        default="schema",
+        metadata={"help": "Global tokens [ours]: 'schema' (the dataset's token_groups, e.g. frappe_x1's 5 grouped tokens) "
+                  "or 'per_field' (one token per categorical field and pooled sequence, numerics together)."},
+    )
     summary: str = field(
         default="mean_global",
         metadata={"help": "Hidden summary of a state [ours]: 'mean_global' (mean of the global tokens) or 'mean_all' (mean of all valid tokens)."},
@@ -104,7 +136,10 @@ class ModelConfig:
         default=(256, 128), metadata={"help": "Hidden widths of the Exit task tower (MLP over the concatenated global tokens) [ours]."}
     )
     init_std: float = field(default=0.02, metadata={"help": "Std of the normal init of attention, FFN, expert and router weights [ours]."})
-    embed_init_std: float = field(default=0.05, metadata={"help": "Std of the normal init of embedding tables [ours]."})
+    embed_init_std: float = field(
+        default=0.05,
+        metadata={"help": "Std of the normal init of embedding tables (and numeric field vectors) [ours]; FuxiCTR's default is 1e-4."},
+    )
     numeric_mode: str = field(
         default="embed",
         metadata={"help": "Baselines: numeric fields as scaled embeddings v_f * x_f ('embed') or as a dense MLP input ('dense')."},
@@ -131,6 +166,8 @@ class ModelConfig:
         _choice("hc_readout", self.hc_readout, HC_READOUTS)
         _choice("numeric_mode", self.numeric_mode, NUMERIC_MODES)
         _choice("dcn_structure", self.dcn_structure, DCN_STRUCTURES)
+        _choice("dense_init", self.dense_init, DENSE_INITS)
+        _choice("token_groups", self.token_groups, TOKEN_GROUPINGS)
         for key in ("embed_dim", "d_model", "n_heads", "ffn_mult", "n_experts", "top_k", "hc_streams"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"model.{key} must be >= 1, got {getattr(self, key)!r}")
@@ -141,8 +178,12 @@ class ModelConfig:
             raise ConfigError(f"model.n_heads={self.n_heads} must divide model.d_model={self.d_model}")
         if self.top_k > self.n_experts:
             raise ConfigError(f"model.top_k={self.top_k} must be <= model.n_experts={self.n_experts}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
+        for key in ("dropout", "attention_dropout", "sublayer_dropout", "tower_dropout"):
+            value = getattr(self, key)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ConfigError(f"model.{key} must be in [0, 1), got {value!r}")
+        if self.embed_init_std <= 0 or self.init_std <= 0:
+            raise ConfigError(f"model.embed_init_std and model.init_std must be > 0, got {self.embed_init_std!r}, {self.init_std!r}")
         if self.aux_weight < 0:
             raise ConfigError(f"model.aux_weight must be >= 0, got {self.aux_weight!r}")
         for key in ("tower_hidden", "deepfm_hidden", "dcn_hidden"):
@@ -178,6 +219,21 @@ class ModelConfig:
     @property
     def ffn_hidden(self) -> int:
         return self.ffn_mult * self.d_model
+
+    @property
+    def attention_dropout_rate(self) -> float:
+        """Dropout on attention weights: `attention_dropout`, or `dropout` when unset."""
+        return self.dropout if self.attention_dropout is None else self.attention_dropout
+
+    @property
+    def sublayer_dropout_rate(self) -> float:
+        """Dropout on sub-layer outputs: `sublayer_dropout`, or `dropout` when unset."""
+        return self.dropout if self.sublayer_dropout is None else self.sublayer_dropout
+
+    @property
+    def tower_dropout_rate(self) -> float:
+        """Dropout in MLP towers: `tower_dropout`, or `dropout` when unset."""
+        return self.dropout if self.tower_dropout is None else self.tower_dropout
 
     @property
     def streams(self) -> int:
