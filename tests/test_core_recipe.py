@@ -194,3 +194,17 @@ def test_evaluating_a_single_class_split_warns_and_names_it() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         per_depth_metrics(np.array([0.0, 1.0]), np.zeros((2, 1)), FlopsBreakdown(0.0, 0.0, 0.0, 0.0), split="test")
+
+
+def test_per_field_tokens_ignore_the_schema_groups() -> None:
+    from adaptive_loop.model.testing import random_batch, toy_spec
+
+    spec = toy_spec(n_categorical=4, n_numeric=2, history=0, pooled=True, token_groups=(("c0", "c1", "c2"),))
+    grouped = build_model(ModelConfig.tiny(), spec)
+    per_field = build_model(ModelConfig.tiny(token_groups="per_field"), spec)
+    # schema: [c0 c1 c2] | item | numerics | genre ; per field: c0 | c1 | c2 | item | numerics | genre
+    assert grouped.entry.tokenizer.n_glb == 4 and per_field.entry.tokenizer.n_glb == 6
+    out = per_field(random_batch(spec, 5), depth=1)
+    assert out.logits.shape == (5, 2)
+    with pytest.raises(ConfigError, match="token_groups"):
+        ModelConfig.tiny(token_groups="grouped")
