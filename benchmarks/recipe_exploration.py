@@ -82,13 +82,36 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         "seconds_per_epoch": round(float(np.mean([r.seconds for r in result.history])), 1),
     }
     if args.test:
-        run = load_run(run_dir, checkpoint="best")
-        depth = run.model.train_loops
-        logits, _ = predict_depths(run.model, data.test, depth, config.train.eval_batch_size)
-        rows = per_depth_metrics(data.test.labels, logits, run.model.flops(), split="test")
-        record["test_auc"] = [round(r.auc, 5) for r in rows]
-        record["test_logloss"] = [round(r.logloss, 5) for r in rows]
+        record.update(test_metrics(run_dir, data.test, config.train.eval_batch_size))
     return record
+
+
+def test_metrics(run_dir: Path, test, batch_size: int) -> dict[str, list[float]]:
+    """Test AUC and logloss at depths 0..L of a run's best checkpoint."""
+    run = load_run(run_dir, checkpoint="best")
+    logits, _ = predict_depths(run.model, test, run.model.train_loops, batch_size)
+    rows = per_depth_metrics(test.labels, logits, run.model.flops(), split="test")
+    return {"test_auc": [round(r.auc, 5) for r in rows], "test_logloss": [round(r.logloss, 5) for r in rows]}
+
+
+def add_test(name: str, dataset: str, runs_root: str) -> dict[str, Any]:
+    """Evaluate a finished run's best checkpoint on test and store the numbers in its log record."""
+    run_dir = Path(runs_root) / dataset / name
+    run = load_run(run_dir, checkpoint="best")
+    data = prepare_data(run.config.data, seed=run.config.seed, show_progress=False)
+    metrics = test_metrics(run_dir, data.test, run.config.train.eval_batch_size)
+    with open(LOG, "r+", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        records = [json.loads(line) for line in handle.read().splitlines() if line.strip()]
+        hits = [r for r in records if r["name"] == name and r["dataset"] == dataset]
+        if not hits:
+            raise SystemExit(f"error: no record named {name!r} for {dataset} in {LOG}")
+        hits[-1].update(metrics)
+        handle.seek(0)
+        handle.truncate()
+        handle.write("".join(json.dumps(r) + "\n" for r in records))
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return {"name": name, **metrics}
 
 
 def append_record(record: dict[str, Any]) -> None:
@@ -155,8 +178,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
     parser.add_argument("--runs-root", default="runs/recipe")
     parser.add_argument("--report-only", action="store_true", help="only rewrite the markdown table from the log")
+    parser.add_argument("--add-test", metavar="DATASET",
+                        help="evaluate the finished run --name of DATASET on test and add it to its record")
     args = parser.parse_args(argv)
-    if not args.report_only:
+    if args.add_test:
+        if not args.name:
+            parser.error("--add-test needs --name")
+        print(add_test(args.name, args.add_test, args.runs_root))
+    elif not args.report_only:
         if not args.config or not args.name:
             parser.error("--config and --name are required unless --report-only")
         record = run_one(args)
