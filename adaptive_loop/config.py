@@ -88,6 +88,11 @@ class TrainConfig:
                   "empty = the paper's uniform mean over depths 0..L."},
     )
     grad_clip: float = field(default=1.0, metadata={"help": "Clip the global gradient norm to this value; 0 disables clipping (FuxiCTR: 10)."})
+    oov_dropout: dict[str, float] = field(
+        default_factory=dict,
+        metadata={"help": "{categorical field: p}: in training, replace the field's id by the OOV id in a share p of rows "
+                  "(trains the OOV embedding for evaluation splits with unseen ids, e.g. {user: 0.8}); see adaptive_loop.augment."},
+    )
     monitor: str = field(
         default="auc@L",
         metadata={
@@ -128,6 +133,10 @@ class TrainConfig:
                 f"train.lr_schedule='plateau' with train.patience={self.patience}: training would stop at the first epoch "
                 f"without a gain, before the reduced learning rate is ever used; set train.patience >= 2"
             )
+        for name, rate in self.oov_dropout.items():
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+                raise ConfigError(f"train.oov_dropout.{name} must be a probability in [0, 1], got {rate!r}")
+        self.oov_dropout = {str(k): float(v) for k, v in self.oov_dropout.items()}
         self.depth_loss_weights = tuple(float(w) for w in self.depth_loss_weights)
         if any(not w >= 0 for w in self.depth_loss_weights) or (self.depth_loss_weights and sum(self.depth_loss_weights) <= 0):
             raise ConfigError(f"train.depth_loss_weights must be >= 0 with a positive sum, got {list(self.depth_loss_weights)}")

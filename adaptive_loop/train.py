@@ -56,6 +56,7 @@ from adaptive_loop.evaluation import per_depth_metrics, predict_depths
 from adaptive_loop.io import load_checkpoint, remove_stale_temporaries, save_checkpoint, write_json, write_text
 from adaptive_loop.model.factory import build_model
 from adaptive_loop.model.moe import global_router_statistics
+from adaptive_loop.augment import OOVDropout
 from adaptive_loop.optim import PlateauSchedule, build_optimizer, current_lr, l2_penalty, split_parameters
 
 CHECKPOINT_FORMAT = 1
@@ -236,6 +237,7 @@ class Trainer:
         self.param_split = split_parameters(self.model)
         self.schedule = PlateauSchedule(cfg.lr_schedule, cfg.lr_factor, cfg.min_lr)
         self.depth_weights = self._depth_weights()
+        self.oov_dropout = OOVDropout(cfg.oov_dropout, data.spec)
         self._check_batch_norm_batches()
         # --- end hooks ---
         self.history: list[EpochRecord] = []
@@ -340,6 +342,7 @@ class Trainer:
     def _step_loss(self, batch: Batch, global_rows: int, aux_weight: float) -> tuple[torch.Tensor, float, float]:
         """Forward one batch: (loss to backpropagate, summed per-row BCE, aux loss of the global batch)."""
         reduce = dist_utils.differentiable_sum(self.dist)
+        batch = self.oov_dropout(batch)  # hook: training-time OOV replacement (train.oov_dropout)
         with global_router_statistics(reduce):
             out = self.net(batch, return_hidden=self.halting is not None)
         if self.dist.enabled:

@@ -208,3 +208,25 @@ def test_per_field_tokens_ignore_the_schema_groups() -> None:
     assert out.logits.shape == (5, 2)
     with pytest.raises(ConfigError, match="token_groups"):
         ModelConfig.tiny(token_groups="grouped")
+
+
+def test_oov_dropout_replaces_a_share_of_one_fields_ids_and_keeps_padding() -> None:
+    from adaptive_loop.augment import OOVDropout
+    from adaptive_loop.data.spec import OOV_ID, PAD_ID
+    from adaptive_loop.model.testing import random_batch, toy_spec
+
+    spec = toy_spec(n_categorical=3, history=0)
+    batch = random_batch(spec, 4000)
+    batch.cat[:10, 0] = PAD_ID
+    torch.manual_seed(0)
+    out = OOVDropout({"c0": 0.5}, spec)(batch)
+    dropped = (out.cat[:, 0] == OOV_ID) & (batch.cat[:, 0] != OOV_ID)
+    assert 0.45 < float(dropped.float().mean()) < 0.55
+    assert bool((out.cat[:10, 0] == PAD_ID).all())
+    torch.testing.assert_close(out.cat[:, 1:], batch.cat[:, 1:])  # other fields untouched
+    assert not bool((batch.cat[10:, 0] == OOV_ID).all())  # the input batch is not modified
+    assert not OOVDropout({}, spec) and OOVDropout({}, spec)(batch) is batch
+    with pytest.raises(ConfigError, match="not a categorical field"):
+        OOVDropout({"nope": 0.1}, spec)
+    with pytest.raises(ConfigError, match="probability"):
+        TrainConfig(oov_dropout={"c0": 1.5})
