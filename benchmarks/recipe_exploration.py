@@ -31,13 +31,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-from adaptive_loop.cli import resolve_config
-from adaptive_loop.config import load_config
+from adaptive_loop.config import load_config, resolve_config
 from adaptive_loop.data.pipeline import prepare_data
-from adaptive_loop.evaluation import per_depth_metrics, predict_depths
 from adaptive_loop.io import write_text
 from adaptive_loop.runs import load_run
-from adaptive_loop.train import train
+from adaptive_loop.training import per_depth_metrics, predict_depths, train
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LOG = RESULTS / "recipe_exploration.jsonl"

@@ -14,13 +14,12 @@ from torch import nn
 from adaptive_loop.config import TrainConfig, load_config
 from adaptive_loop.data.pipeline import prepare_data
 from adaptive_loop.errors import ConfigError, DataError
-from adaptive_loop.evaluation import UndefinedAUCWarning, per_depth_metrics
+from adaptive_loop.model import LoopCTRConfig, build_model, tiny_config
 from adaptive_loop.model.api import FlopsBreakdown
-from adaptive_loop.model.config import ModelConfig
-from adaptive_loop.model.factory import build_model
 from adaptive_loop.model.layers import MLP
-from adaptive_loop.optim import PlateauSchedule, build_optimizer, l2_penalty, split_parameters
-from adaptive_loop.train import Trainer, process_supervised_loss, train
+from adaptive_loop.training import Trainer, process_supervised_loss, train
+from adaptive_loop.training.optim import PlateauSchedule, build_optimizer, l2_penalty, split_parameters
+from adaptive_loop.training.per_depth import UndefinedAUCWarning, per_depth_metrics
 
 from conftest import TINY_OVERRIDES
 
@@ -35,9 +34,9 @@ def _with(config, **train_fields):
     return dataclasses.replace(config, train=dataclasses.replace(config.train, **train_fields))
 
 
-def _model(data, **model_fields) -> nn.Module:
+def _model(data, name: str, **model_fields) -> nn.Module:
     torch.manual_seed(0)
-    return build_model(ModelConfig.tiny(**model_fields), data.spec)
+    return build_model(tiny_config(name, **model_fields), data.spec)
 
 
 # ----------------------------------------------------------------- parameters and penalties
@@ -77,8 +76,10 @@ def test_l2_penalty_is_half_lambda_squared_norm_with_gradient_lambda_times_weigh
 
 def test_optimizer_choice() -> None:
     params = [nn.Parameter(torch.zeros(3))]
-    assert type(build_optimizer("adam", params, 1e-3, 0.0)) is torch.optim.Adam
-    assert type(build_optimizer("adamw", params, 1e-3, 0.0)) is torch.optim.AdamW
+    assert type(build_optimizer(params, TrainConfig(optimizer="adam"))) is torch.optim.Adam
+    adamw = build_optimizer(params, TrainConfig(optimizer="adamw", lr=2e-3, weight_decay=0.01))
+    assert type(adamw) is torch.optim.AdamW
+    assert (adamw.param_groups[0]["lr"], adamw.param_groups[0]["weight_decay"]) == (2e-3, 0.01)
     with pytest.raises(ConfigError, match="optimizer"):
         TrainConfig(optimizer="sgd")
 
@@ -149,7 +150,7 @@ def test_mlp_hidden_layers_are_linear_batchnorm_relu_dropout_with_xavier_init() 
 
 def test_per_site_dropout_falls_back_to_model_dropout(tiny) -> None:
     _, data = tiny
-    cfg = ModelConfig.tiny(dropout=0.1, tower_dropout=0.4, attention_dropout=0.0)
+    cfg = LoopCTRConfig.tiny(dropout=0.1, tower_dropout=0.4, attention_dropout=0.0)
     assert (cfg.attention_dropout_rate, cfg.sublayer_dropout_rate, cfg.tower_dropout_rate) == (0.0, 0.1, 0.4)
     model = build_model(dataclasses.replace(cfg, batch_norm=True), data.spec)
     tower = model.exit_block.tower.net
@@ -157,10 +158,11 @@ def test_per_site_dropout_falls_back_to_model_dropout(tiny) -> None:
     assert [m.p for m in tower if isinstance(m, nn.Dropout)] == [0.4]
     assert model.loops[0].layer.attn.drop.p == 0.0 and model.loops[0].layer.drop.p == 0.1
     with pytest.raises(ConfigError, match="tower_dropout"):
-        ModelConfig.tiny(tower_dropout=1.0)
-    dcn = build_model(ModelConfig.tiny(name="dcnv2", train_loops=0, batch_norm=True, tower_dropout=0.4,
-                                       dcn_structure="parallel"), data.spec)
+        LoopCTRConfig.tiny(tower_dropout=1.0)
+    # a baseline's model.dropout is its tower dropout
+    dcn = build_model(tiny_config("dcnv2", batch_norm=True, dropout=0.4, dcn_structure="parallel"), data.spec)
     assert [type(m).__name__ for m in dcn.deep] == ["Linear", "BatchNorm1d", "ReLU", "Dropout"]
+    assert [m.p for m in dcn.deep if isinstance(m, nn.Dropout)] == [0.4]
 
 
 def test_batch_norm_refuses_a_batch_size_leaving_one_row(tiny, tmp_path) -> None:
@@ -200,18 +202,18 @@ def test_per_field_tokens_ignore_the_schema_groups() -> None:
     from adaptive_loop.model.testing import random_batch, toy_spec
 
     spec = toy_spec(n_categorical=4, n_numeric=2, history=0, pooled=True, token_groups=(("c0", "c1", "c2"),))
-    grouped = build_model(ModelConfig.tiny(), spec)
-    per_field = build_model(ModelConfig.tiny(token_groups="per_field"), spec)
+    grouped = build_model(LoopCTRConfig.tiny(), spec)
+    per_field = build_model(LoopCTRConfig.tiny(token_groups="per_field"), spec)
     # schema: [c0 c1 c2] | item | numerics | genre ; per field: c0 | c1 | c2 | item | numerics | genre
     assert grouped.entry.tokenizer.n_glb == 4 and per_field.entry.tokenizer.n_glb == 6
     out = per_field(random_batch(spec, 5), depth=1)
     assert out.logits.shape == (5, 2)
     with pytest.raises(ConfigError, match="token_groups"):
-        ModelConfig.tiny(token_groups="grouped")
+        LoopCTRConfig.tiny(token_groups="grouped")
 
 
 def test_oov_dropout_replaces_a_share_of_one_fields_ids_and_keeps_padding() -> None:
-    from adaptive_loop.augment import OOVDropout
+    from adaptive_loop.training.oov_dropout import OOVDropout
     from adaptive_loop.data.spec import OOV_ID, PAD_ID
     from adaptive_loop.model.testing import random_batch, toy_spec
 

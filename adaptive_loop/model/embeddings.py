@@ -18,7 +18,7 @@ class FeatureEmbeddings(nn.Module):
     """Per-table embeddings with lookups for categorical columns and sequences.
 
     `holds_embeddings` marks every parameter here as an embedding for the training's
-    embedding penalty (`adaptive_loop.optim.split_parameters`).
+    embedding penalty (`adaptive_loop.training.optim.split_parameters`).
     """
 
     holds_embeddings = True

@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-DENSE_INITS = ("torch", "xavier_normal")
+from adaptive_loop.model.model_config import DENSE_INITS
 
 
 def normal_linear(d_in: int, d_out: int, std: float, bias: bool = True) -> nn.Linear:
