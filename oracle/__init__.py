@@ -14,6 +14,11 @@ Main entry points:
 - `gain_targets(trace)` -> `GainTargets`: per-sample per-depth loss gains, the regression
   targets of learned controllers;
 - `needed_depth_agreement(trace)`: oracle depth vs the synthetic data's `needed_depth`;
+- `decompose_headroom(trace, seed_traces=..., mc_traces=..., predictability=True)` ->
+  `HeadroomDecomposition`: how much of the headroom the same oracle gains over predictions
+  that differ in no depth (`parametric_null`, `exchangeable_null`), the excess with a
+  paired bootstrap interval (`compare_with_nulls`) and the share a label-free depth choice
+  reaches (`predictability_bound`); `write_decomposition` writes JSON, markdown and a figure;
 - `per_sample_bce`, `depth_costs`, `cost_units`, `logits_at`: the building blocks.
 
 Example::
@@ -35,9 +40,13 @@ from oracle.budgeted import (
     budgeted_oracle,
     budgeted_oracle_curve,
 )
+from oracle.decomposition import HeadroomDecomposition, decompose_headroom, write_decomposition
 from oracle.depths import cost_units, depth_costs, logits_at, oracle_depths, per_sample_bce
+from oracle.excess import ExcessAnalysis, Interval, NullComparison, compare_with_nulls
 from oracle.gains import GainTargets, gain_targets, gains_from_bce
 from oracle.headroom import DepthScore, HeadroomTable, OracleScore, fixed_depth_scores, headroom_table
+from oracle.null import NullCandidates, exchangeable_null, logits_at_depth, parametric_null
+from oracle.predictability import PredictabilityBound, predictability_bound
 
 __all__ = [
     "BudgetedAllocation",
@@ -45,20 +54,33 @@ __all__ = [
     "BudgetedOracleCurve",
     "DepthAgreement",
     "DepthScore",
+    "ExcessAnalysis",
     "GainTargets",
+    "HeadroomDecomposition",
     "HeadroomTable",
+    "Interval",
+    "NullCandidates",
+    "NullComparison",
     "OracleScore",
+    "PredictabilityBound",
     "budgeted_oracle",
     "budgeted_oracle_curve",
+    "compare_with_nulls",
     "cost_units",
+    "decompose_headroom",
     "depth_agreement",
     "depth_costs",
+    "exchangeable_null",
     "fixed_depth_scores",
     "gain_targets",
     "gains_from_bce",
     "headroom_table",
     "logits_at",
+    "logits_at_depth",
     "needed_depth_agreement",
     "oracle_depths",
+    "parametric_null",
     "per_sample_bce",
+    "predictability_bound",
+    "write_decomposition",
 ]
