@@ -196,6 +196,7 @@ def analyse(entry: DatasetInputs, args: argparse.Namespace, controllers: bool = 
         seed_traces=[load_trace(p) for p in paths["seed_traces"]], seed_names=[str(p) for p in paths["seed_traces"]],
         mc_traces=[load_trace(p) for p in paths["mc_traces"]], mc_names=[str(p) for p in paths["mc_traces"]],
         repeats=args.repeats, n_bootstrap=args.bootstrap, predictability=True, folds=args.folds,
+        predictability_options={"use_hidden": not args.predictability_no_hidden},
         budget_points=args.budget_points, seed=args.seed, progress=not args.no_progress,
     )
     summary = result.summary()
@@ -297,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=10, help="draws of the parametric null and random subsets")
     parser.add_argument("--folds", type=int, default=5, help="cross-fitting folds of the predictability bound")
+    parser.add_argument("--predictability-no-hidden", action="store_true",
+                        help="leave the hidden summaries out of the predictability bound's inputs (faster)")
     parser.add_argument("--budget-points", type=int, default=11)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)

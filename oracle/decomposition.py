@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -200,6 +200,7 @@ def decompose_headroom(
     predictability: bool = False,
     folds: int = 5,
     predictability_target: str = "bce",
+    predictability_options: Mapping[str, Any] | None = None,
     budget_points: int = 11,
     seed: int = 0,
     progress: bool = False,
@@ -217,6 +218,8 @@ def decompose_headroom(
             best fixed depth).
         repeats: draws of random nulls (parametric draws, random subsets).
         n_bootstrap: paired bootstrap resamples (0: point estimates only).
+        predictability_options: more keyword arguments of `predictability_bound`
+            (`use_hidden`, `n_estimators`, ...).
         budget_points: budgets on the budgeted oracle curves (0: no curves).
     """
     if not (parametric or seed_traces or mc_traces or predictability):
@@ -240,7 +243,8 @@ def decompose_headroom(
     bound = None
     pair = None
     if predictability:
-        bound = predictability_bound(trace, folds=folds, seed=seed, target=predictability_target, progress=progress)
+        bound = predictability_bound(trace, folds=folds, seed=seed, target=predictability_target, progress=progress,
+                                     **dict(predictability_options or {}))
         chosen = trace.logits[np.arange(trace.n_samples), bound.depths]
         pair = (bank.add("predictable", chosen), bank.add("predictable-reference", trace.logits[:, bound.reference_depth]))
     analysis = compare_with_nulls(trace, nulls, n_bootstrap=n_bootstrap, level=level, seed=seed,

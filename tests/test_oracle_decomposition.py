@@ -26,7 +26,8 @@ def _parser() -> argparse.ArgumentParser:
 def test_decomposition_of_a_planted_trace(tmp_path):
     trace, seeds = planted(1200, 5, seed=1)
     result = decompose_headroom(trace, seed_traces=seeds[:3], mc_traces=seeds[3:], repeats=3, n_bootstrap=100,
-                                predictability=True, folds=2, budget_points=5)
+                                predictability=True, folds=2, predictability_options={"n_estimators": 40},
+                                budget_points=5)
     summary = result.summary()
     assert ISSUE_KEYS <= set(summary)
     assert set(summary["null_headroom"]) == {"seeds", "mc_dropout", "parametric"}

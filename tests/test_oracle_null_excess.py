@@ -96,15 +96,21 @@ def test_exchangeable_noise_gives_no_excess():
     assert analysis.comparisons[0].mc_se < analysis.comparisons[0].excess.std
 
 
-def test_per_sample_noise_null_overstates_the_excess():
-    """The per-sample null falls short of the oracle on exchangeable noise (E[s] < sigma); resampling does not."""
-    trace, _ = exchangeable(3000, 6, seed=1, heteroscedastic=True)
-    analysis = compare_with_nulls(
-        trace, [parametric_null(trace, repeats=5, noise=n, seed=1) for n in ("resample", "per-sample", "gaussian")],
-        n_bootstrap=0)
-    resample, per_sample, gaussian = (c.excess.estimate / c.depth_headroom.estimate for c in analysis.comparisons)
-    assert abs(resample) < 0.04
-    assert per_sample > resample + 0.02  # null too small: excess where there is none
+def test_per_sample_and_pooled_gaussian_nulls_miss_where_resampling_does_not():
+    """On exchangeable noise (truth: no excess) the per-sample null falls short (E[s] < sigma), and with
+    per-sample noise scales the pooled Gaussian overshoots; resampling whole deviation vectors stays close."""
+
+    def shares(trace):
+        analysis = compare_with_nulls(
+            trace, [parametric_null(trace, repeats=5, noise=n, seed=1) for n in ("resample", "per-sample", "gaussian")],
+            n_bootstrap=0)
+        return [c.excess.estimate / c.depth_headroom.estimate for c in analysis.comparisons]
+
+    resample, per_sample, _ = shares(exchangeable(3000, 6, seed=1)[0])
+    assert abs(resample) < 0.02
+    assert per_sample > resample + 0.03  # null too small: excess where there is none
+    resample, _, gaussian = shares(exchangeable(3000, 6, seed=1, heteroscedastic=True)[0])
+    assert abs(resample) < 0.05
     assert gaussian < -0.1  # every sample gets its bin's spread: null too large
 
 
