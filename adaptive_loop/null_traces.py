@@ -197,11 +197,11 @@ def train_seed_runs(base_run_dir: str | Path, n_seeds: int, progress: bool = Fal
 
 
 def seed_run_traces(run_dirs: Sequence[str | Path], split: str = "test", max_depth: int | None = None,
-                    progress: bool = False) -> list[Path]:
-    """`<run>/trace_<split>.parquet` of each run, written when missing; returns the paths."""
+                    progress: bool = False, suffix: str = "") -> list[Path]:
+    """`<run>/trace_<split><suffix>.parquet` of each run, written when missing; returns the paths."""
     paths = []
     for run_dir in tqdm(list(run_dirs), desc="seed traces", disable=not progress):
-        path = Path(run_dir) / f"trace_{split}.parquet"
+        path = Path(run_dir) / f"trace_{split}{suffix}.parquet"
         if not path.is_file():
             trace_run(run_dir, split, path, max_depth=max_depth, hidden=False)
         paths.append(path)

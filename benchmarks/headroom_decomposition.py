@@ -31,6 +31,9 @@ it exists, so an interrupted command resumes.
 paper's claim 3 against the null: is the higher ceiling of shallow training excess headroom,
 or more noise between depths? Those runs get the same decomposition (parametric and MC-
 dropout nulls, predictability), written to `headroom_decomposition_claim3.{json,md,png}`.
+Give them the same deepest depth (`--max-depth K`, traces then named `trace_<split>_k<K>`):
+the oracle's noise gain grows with the number of depths it chooses among, so headrooms over
+different K are not comparable (the table lists each model's depths).
 
 Writes `headroom_decomposition.{json,md,png}` into `--out` (default `benchmarks/results`),
 atomically; the markdown names the command at the top.
@@ -133,19 +136,21 @@ def resolve_traces(entry: DatasetInputs, args: argparse.Namespace) -> dict[str, 
         from adaptive_loop.null_traces import mc_dropout_traces, seed_run_traces, train_seed_runs
         from adaptive_loop.workflows import trace_run
 
-        valid, test = entry.run_dir / "trace_valid.parquet", entry.run_dir / "trace_test.parquet"
+        suffix = "" if args.max_depth is None else f"_k{args.max_depth}"
+        valid, test = (entry.run_dir / f"trace_{split}{suffix}.parquet" for split in ("valid", "test"))
         for split, path in (("valid", valid), ("test", test)):
             if not path.is_file():
-                trace_run(entry.run_dir, split, path)
+                trace_run(entry.run_dir, split, path, max_depth=args.max_depth)
         runs = list(entry.seed_runs)
         if entry.train_seeds > 1:
             runs = train_seed_runs(entry.run_dir, entry.train_seeds, progress=not args.no_progress)[1:] + runs
         if runs:
-            seed_traces = seed_run_traces(runs, "test", progress=not args.no_progress) + seed_traces
+            seed_traces = seed_run_traces(runs, "test", max_depth=args.max_depth, progress=not args.no_progress,
+                                          suffix=suffix) + seed_traces
         if not mc_traces and args.mc_passes != 0:
             try:
                 mc_traces = mc_dropout_traces(
-                    entry.run_dir, entry.run_dir / "null_traces" / "mc_dropout_test", split="test",
+                    entry.run_dir, entry.run_dir / "null_traces" / f"mc_dropout_test{suffix}", split="test",
                     n_passes=args.mc_passes if args.mc_passes > 0 else None, p=entry.mc_p, seed=args.seed,
                     max_depth=load_trace(test).max_depth, progress=not args.no_progress,
                 )
@@ -204,6 +209,7 @@ def analyse(entry: DatasetInputs, args: argparse.Namespace, controllers: bool = 
         **summary,
         "best_controller": best_controller(valid, test, summary["excess"], args) if controllers else None,
         "train_loops": test.meta.train_loops,
+        "n_depths": test.n_depths,
         "depth_spread_rms": result.comparisons[0].depth_spread_rms if result.comparisons else None,
         "sources": {"run_dir": None if entry.run_dir is None else str(entry.run_dir), "valid": str(paths["valid"]),
                     "test": str(paths["test"]), "seed_traces": [str(p) for p in paths["seed_traces"]],
@@ -262,14 +268,14 @@ def write_results(out: Path, stem: str, command: str, records: dict[str, dict[st
 def claim3_table(records: dict[str, dict[str, Any]]) -> str:
     """Claim 3: per number of training loops, is the larger headroom excess or noise?"""
     lines = [
-        "| model | trained loops L | between-depth spread (RMS logit) | oracle headroom | null: MC dropout | null: parametric "
-        "| excess [95% CI] (null) | predictable gain | share of oracle |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | trained loops L | depths | between-depth spread (RMS logit) | oracle headroom | null: MC dropout "
+        "| null: parametric | excess [95% CI] (null) | predictable gain | share of oracle |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in sorted(records.items(), key=lambda kv: kv[1]["train_loops"]):
         ci = r["excess_ci"] or [None, None]
         lines.append(
-            f"| {name} | {r['train_loops']} | {_fmt(r['depth_spread_rms'], '.4f')} | {_fmt(r['oracle_headroom'])} "
+            f"| {name} | {r['train_loops']} | 0..{r['n_depths'] - 1} | {_fmt(r['depth_spread_rms'], '.4f')} | {_fmt(r['oracle_headroom'])} "
             f"| {_fmt(r['null_headroom']['mc_dropout'])} | {_fmt(r['null_headroom']['parametric'])} "
             f"| {_fmt(r['excess'])} [{_fmt(ci[0])}, {_fmt(ci[1])}] ({r['excess_null']}) | {_fmt(r['predictable_gain'])} "
             f"| {_fmt(r['predictable_share'], '.1%')} |"
@@ -291,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mc-dropout-p", action="append", metavar="NAME=P",
                         help="dropout rate to apply at inference for a model trained without dropout")
     parser.add_argument("--mc-passes", type=int, default=-1, help="MC-dropout passes from a run (-1: K+1, 0: none)")
+    parser.add_argument("--max-depth", type=int, default=None,
+                        help="deepest depth K of traces written from run directories (default: each run's config)")
     parser.add_argument("--claim3", action="append", metavar="NAME=RUN|VALID,TEST",
                         help="models trained with other numbers of loops (claim 3 of the paper)")
     parser.add_argument("--controller", action="append", help="controller spec name[:k=v,...] (default: a rule-based and a learned set)")

@@ -71,3 +71,18 @@ def test_benchmark_bad_dataset_entry_is_one_error_line(tmp_path, capsys):
     assert bench.main(["--dataset", "toy=only_one.parquet", "--out", str(tmp_path), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --dataset toy") and "Traceback" not in err
+
+
+def test_benchmark_builds_traces_from_a_run_directory(tiny_run, tmp_path):
+    bench = _load_script()
+    argv = [
+        "--dataset", f"tiny={tiny_run}", "--mc-dropout-p", "tiny=0.3", "--mc-passes", "2", "--max-depth", "1",
+        "--controller", "confidence:criterion=margin", "--budget-depth", "1", "--bootstrap", "20", "--repeats", "2",
+        "--folds", "2", "--budget-points", "3", "--predictability-no-hidden", "--out", str(tmp_path), "--no-progress",
+    ]
+    assert bench.main(argv) == 0
+    record = json.loads((tmp_path / "headroom_decomposition.json").read_text())["tiny"]
+    assert record["null_headroom"]["mc_dropout"] is not None and record["null_headroom"]["seeds"] is None
+    assert record["n_depths"] == 2 and record["sources"]["test"].endswith("trace_test_k1.parquet")
+    assert len(record["sources"]["mc_dropout_traces"]) == 2
+    assert (tiny_run / "null_traces" / "mc_dropout_test_k1" / "manifest.json").is_file()
