@@ -109,7 +109,7 @@ class HeadroomDecomposition:
             "excess_ci": None if e is None else [e.low, e.high],
             "excess_null": self.primary,
             "excess_by_null": {json_key(c.null): {"excess": c.excess.estimate, "excess_ci": [c.excess.low, c.excess.high],
-                                                  "n_candidates": c.n_candidates}
+                                                  "n_candidates": c.n_candidates, "spread_ratio": c.spread_ratio}
                                for c in self.comparisons},
             "predictable_share": self.predictable_share if self.predictability is not None else None,
             "predictable_gain": None if self.predictability is None else self.predictability.gain,
@@ -177,7 +177,8 @@ class HeadroomDecomposition:
             "each sample's mean logit plus deviation vectors of the observed size resampled within its logit quantile). "
             "*Spread vs depths* compares how far those predictions disagree with how far the depths do. The parametric "
             "null is matched to the depths' spread and so reproduces nearly all headroom whatever causes the spread; "
-            "seeds and MC dropout measure the noise actually present.",
+            "seeds and MC dropout measure the noise actually present. A negative excess means the depths give the "
+            "oracle less than that noise does: no evidence of headroom that is depth, not harm.",
             "",
         ]
         return "\n".join(lines)
