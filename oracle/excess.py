@@ -6,8 +6,8 @@ both at the same number of candidates m (see `oracle.null`). The oracle choice o
 sample (which depth, which null candidate) is computed once on all rows; each bootstrap
 replicate resamples the rows once and recomputes every AUC in the formula on those same
 rows (paired), so the interval is that of the difference, not of two separate headrooms.
-Each score vector is sorted once (`oracle.fast_metrics.SortedScores`) and a replicate costs
-one `bincount` per vector.
+A resample is drawn once as row multiplicities and shared by every score vector, each of
+which was sorted once (`ScoreBank.replicate_aucs`).
 
 Choices, and why:
 
@@ -28,7 +28,7 @@ Choices, and why:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Hashable, Sequence
+from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -272,21 +272,22 @@ def compare_with_nulls(
         null_terms.append(add_candidate_draws(bank, f"null{j}:{null.name}", null.draws))
     full = bank.full_aucs()
     reps = bank.replicate_aucs(n_bootstrap, seed, progress=progress) if n_bootstrap > 0 else None
-    analysis = ExcessAnalysis(Interval.point(0.0), [], bank, reps, level)
 
-    def interval(term_value) -> Interval:  # noqa: ANN001 - a function of the AUC array
-        return analysis.interval(float(term_value(full)), None if reps is None else term_value(reps))
+    def interval(quantity: Callable[[np.ndarray], np.ndarray]) -> Interval:
+        """`quantity` (a function of the AUC array) on all rows, with its interval over the replicates."""
+        estimate = float(quantity(full))
+        return Interval.point(estimate) if reps is None else Interval.from_replicates(estimate, quantity(reps), level)
 
-    analysis.oracle_headroom = interval(depth_terms[trace.n_depths].value)
     depth_spread = spread_rms(trace.logits.astype(np.float64))
+    comparisons = []
     for null, term in zip(nulls, null_terms):
         depth_term = depth_terms[null.n_candidates]
         per_draw = term.per_pair(full)
-        analysis.comparisons.append(NullComparison(
+        comparisons.append(NullComparison(
             null=null.name, n_candidates=null.n_candidates, n_sources=null.n_sources, n_draws=null.n_draws,
             depth=null.depth, null_headroom=interval(term.value), depth_headroom=interval(depth_term.value),
             excess=interval(lambda a, d=depth_term, t=term: d.value(a) - t.value(a)),
             mc_se=float(per_draw.std(ddof=1) / np.sqrt(per_draw.size)) if per_draw.size > 1 else 0.0,
             null_spread_rms=null.spread_rms, depth_spread_rms=depth_spread, method=null.method,
         ))
-    return analysis
+    return ExcessAnalysis(interval(depth_terms[trace.n_depths].value), comparisons, bank, reps, level)
