@@ -37,7 +37,7 @@ from adaptive_loop.errors import ConfigError
 from adaptive_loop.io import write_json
 from adaptive_loop.runs import load_run
 from adaptive_loop.trace import DepthTrace, load_trace, save_trace
-from adaptive_loop.tracing import build_trace
+from adaptive_loop.trace_builder import build_trace
 from adaptive_loop.workflows import load_split, trace_run
 
 MANIFEST = "manifest.json"
@@ -174,7 +174,7 @@ def train_seed_runs(base_run_dir: str | Path, n_seeds: int, progress: bool = Fal
     """
     from adaptive_loop.config import load_config
     from adaptive_loop.data.datasets import dataset_options
-    from adaptive_loop.train import train
+    from adaptive_loop.training import train
 
     base = Path(base_run_dir)
     config_path = base / "config.yaml"

@@ -10,7 +10,7 @@ For each dataset (a LoopCTR run directory, or its validation and test traces):
    conservative of them), over the parametric null only when neither is available;
 3. the predictability bound: a 5-fold cross-fitted LightGBM choosing each sample's depth
    from label-free inputs, as a share of the oracle headroom and of the excess;
-4. the best controller of the library's comparison protocol (`controllers.comparison`:
+4. the best controller of the library's comparison protocol (`adaptive_loop.harness.comparison`:
    fitted and calibrated on valid, measured on test at the cost of fixed depths 1 and 2),
    its headroom captured against the oracle headroom and against the excess.
 
@@ -55,8 +55,8 @@ from tqdm.auto import tqdm
 from adaptive_loop.errors import AdaptiveLoopError, ConfigError
 from adaptive_loop.io import write_json, write_text
 from adaptive_loop.trace import DepthTrace, load_trace
-from oracle.decomposition import HeadroomDecomposition, decompose_headroom
-from oracle.decomposition_plot import plot_decompositions
+from adaptive_loop.harness.decomposition import HeadroomDecomposition, decompose_headroom
+from adaptive_loop.harness.decomposition_plot import plot_decompositions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STEM = "headroom_decomposition"
@@ -165,7 +165,7 @@ def resolve_traces(entry: DatasetInputs, args: argparse.Namespace) -> dict[str, 
 
 def best_controller(valid: DepthTrace, test: DepthTrace, excess: float | None, args: argparse.Namespace) -> dict[str, Any] | None:
     """The controller of the comparison protocol that captures most headroom at any budget."""
-    from controllers.comparison import ControllerSpec, compare_controllers
+    from adaptive_loop.harness.comparison import ControllerSpec, compare_controllers
 
     texts = list(args.controller or RULE_CONTROLLERS + LEARNED_CONTROLLERS)
     if not args.controller and (valid.hidden is None or test.hidden is None):

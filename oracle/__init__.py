@@ -1,7 +1,10 @@
 """Oracle analysis of depth traces: best depth per sample, headroom, budgeted oracle, gains.
 
 Everything here works on a `DepthTrace` with numpy only (no torch) and uses the labels: the
-results are ceilings and training targets, never deployable predictions.
+results are ceilings and training targets, never deployable predictions. The per-sample
+building blocks (loss at every depth, oracle depth, gains) live beside the trace contract in
+`adaptive_loop.depth_targets`, because learned controllers train on them too; they are
+re-exported here.
 
 Main entry points:
 
@@ -14,12 +17,13 @@ Main entry points:
 - `gain_targets(trace)` -> `GainTargets`: per-sample per-depth loss gains, the regression
   targets of learned controllers;
 - `needed_depth_agreement(trace)`: oracle depth vs the synthetic data's `needed_depth`;
-- `decompose_headroom(trace, seed_traces=..., mc_traces=..., predictability=True)` ->
-  `HeadroomDecomposition`: how much of the headroom the same oracle gains over predictions
-  that differ in no depth (`parametric_null`, `exchangeable_null`), the excess with a
-  paired bootstrap interval (`compare_with_nulls`) and the share a label-free depth choice
-  reaches (`predictability_bound`); `write_decomposition` writes JSON, markdown and a figure;
-- `per_sample_bce`, `depth_costs`, `cost_units`, `logits_at`: the building blocks.
+- `parametric_null(trace)` / `exchangeable_null(trace, seed_traces)`: predictions that
+  differ in no depth but spread as much as the depths do, and `compare_with_nulls` -> the
+  excess headroom of the real depths over them with a paired bootstrap interval (the
+  decomposition that adds the label-free predictability bound lives in
+  `adaptive_loop.harness.decomposition`, because it fits a controller's gain model);
+- `per_sample_bce`: the loss of every sample at every depth, the building block (costs per
+  depth come from `CostModel.depth_costs`, a sample's logit at its depth from `DepthTrace.logits_at`).
 
 Example::
 
@@ -32,6 +36,7 @@ Example::
     print(budgeted_oracle_curve(trace).to_markdown())   # best AUC per FLOPs/sample budget
 """
 
+from adaptive_loop.depth_targets import GainTargets, gain_targets, gains_from_bce, oracle_depths, per_sample_bce
 from oracle.agreement import DepthAgreement, depth_agreement, needed_depth_agreement
 from oracle.budgeted import (
     BudgetedAllocation,
@@ -40,13 +45,9 @@ from oracle.budgeted import (
     budgeted_oracle,
     budgeted_oracle_curve,
 )
-from oracle.decomposition import HeadroomDecomposition, decompose_headroom, write_decomposition
-from oracle.depths import cost_units, depth_costs, logits_at, oracle_depths, per_sample_bce
 from oracle.excess import ExcessAnalysis, Interval, NullComparison, compare_with_nulls
-from oracle.gains import GainTargets, gain_targets, gains_from_bce
 from oracle.headroom import DepthScore, HeadroomTable, OracleScore, fixed_depth_scores, headroom_table
 from oracle.null import NullCandidates, exchangeable_null, logits_at_depth, parametric_null
-from oracle.predictability import PredictabilityBound, predictability_bound
 
 __all__ = [
     "BudgetedAllocation",
@@ -56,31 +57,23 @@ __all__ = [
     "DepthScore",
     "ExcessAnalysis",
     "GainTargets",
-    "HeadroomDecomposition",
     "HeadroomTable",
     "Interval",
     "NullCandidates",
     "NullComparison",
     "OracleScore",
-    "PredictabilityBound",
     "budgeted_oracle",
     "budgeted_oracle_curve",
     "compare_with_nulls",
-    "cost_units",
-    "decompose_headroom",
     "depth_agreement",
-    "depth_costs",
     "exchangeable_null",
     "fixed_depth_scores",
     "gain_targets",
     "gains_from_bce",
     "headroom_table",
-    "logits_at",
     "logits_at_depth",
     "needed_depth_agreement",
     "oracle_depths",
     "parametric_null",
     "per_sample_bce",
-    "predictability_bound",
-    "write_decomposition",
 ]

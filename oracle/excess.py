@@ -34,8 +34,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from adaptive_loop.errors import ConfigError
+from adaptive_loop.metrics import auc, auc_from_counts
 from adaptive_loop.trace import DepthTrace
-from oracle.fast_metrics import fast_auc
 from oracle.null import NullCandidates, best_column, depth_candidate_draws, oracle_choice, spread_rms
 
 
@@ -57,7 +57,7 @@ class ScoreBank:
 
     def full_aucs(self) -> np.ndarray:
         """AUC of every vector on all rows."""
-        return np.array([fast_auc(self.labels, v) for v in self.vectors])
+        return np.array([auc(self.labels, v) for v in self.vectors])
 
     def replicate_aucs(
         self, n_resamples: int, seed: int = 0, chunk_elements: int = 2_000_000, progress: bool = False,
@@ -112,12 +112,7 @@ class _SortedForCounts:
         if self.run_starts is not None:
             pos = np.add.reduceat(pos, self.run_starts, axis=1)
             neg = np.add.reduceat(neg, self.run_starts, axis=1)
-        below = np.cumsum(neg, axis=1)
-        below -= 0.5 * neg
-        num = np.einsum("ij,ij->i", pos, below, dtype=np.float64)
-        den = pos.sum(axis=1, dtype=np.float64) * neg.sum(axis=1, dtype=np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+        return auc_from_counts(pos, neg)
 
 
 @dataclass(frozen=True)

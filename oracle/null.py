@@ -46,10 +46,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from adaptive_loop.depth_targets import oracle_depths
 from adaptive_loop.errors import ConfigError, TraceError
+from adaptive_loop.metrics import auc
 from adaptive_loop.trace import DepthTrace, TraceMeta, align_ids
-from oracle.depths import oracle_depths
-from oracle.fast_metrics import fast_auc
 
 NOISE_CHOICES = ("resample", "gaussian", "per-sample")
 MIN_BIN_ROWS = 50  # rows per quantile bin at least, so a bin's deviations are a real pool
@@ -113,7 +113,7 @@ def candidate_trace(template: DepthTrace, logits: np.ndarray) -> DepthTrace:
 def oracle_choice(labels: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(chosen column per sample, the chosen logit) of the label-aware oracle over `candidates` [n, m].
 
-    Same rule as `oracle.depths.oracle_depths`: lowest BCE, ties to the first column.
+    Same rule as `adaptive_loop.depth_targets.oracle_depths`: lowest BCE, ties to the first column.
     """
     z = np.asarray(candidates, dtype=np.float64)
     meta = TraceMeta(flops_entry=0.0, flops_loop=0.0, flops_exit=0.0, max_depth=z.shape[1] - 1, train_loops=0)
@@ -124,7 +124,7 @@ def oracle_choice(labels: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarra
 
 def column_aucs(labels: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     """AUC of every column of `candidates` [n, m]."""
-    return np.array([fast_auc(labels, candidates[:, j]) for j in range(candidates.shape[1])])
+    return np.array([auc(labels, candidates[:, j]) for j in range(candidates.shape[1])])
 
 
 def best_column(labels: np.ndarray, candidates: np.ndarray) -> int:
@@ -135,7 +135,7 @@ def best_column(labels: np.ndarray, candidates: np.ndarray) -> int:
 def candidate_headroom(labels: np.ndarray, candidates: np.ndarray) -> float:
     """AUC(oracle over the columns) - AUC(best column): the headroom definition of `oracle.headroom`."""
     _, chosen = oracle_choice(labels, candidates)
-    return fast_auc(labels, chosen) - float(column_aucs(labels, candidates).max())
+    return auc(labels, chosen) - float(column_aucs(labels, candidates).max())
 
 
 def spread_rms(candidates: np.ndarray) -> float:
@@ -219,7 +219,7 @@ def parametric_null(
     nearly all of the oracle headroom even where depth genuinely helps; its excess is
     evidence only of label-dependent spread, and the absence of excess is not evidence
     against depth. The seeds and MC-dropout nulls (their own spread) and the predictability
-    bound (`oracle.predictability`) answer that question.
+    bound (`adaptive_loop.harness.predictability`) answer that question.
     """
     if noise not in NOISE_CHOICES:
         raise ConfigError(f"parametric null: noise must be one of {NOISE_CHOICES}, got {noise!r}")

@@ -71,7 +71,7 @@ def planted(n: int = 4000, n_depths: int = 6, effect: float = 0.6, seed: int = 0
 def hidden_block(n: int = 3000, n_depths: int = 4, noise: float = 1.5, seed: int = 0,
                  visible: bool = False) -> tuple[DepthTrace, float]:
     """(trace, AUC gain of always picking the accurate block): the block is marked by `group` only if `visible`."""
-    from oracle.fast_metrics import fast_auc
+    from adaptive_loop.metrics import auc as fast_auc
 
     rng = np.random.default_rng(seed)
     u, labels, err = _truth(n, rng, 0.3)

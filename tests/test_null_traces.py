@@ -55,7 +55,7 @@ def test_mc_dropout_traces_of_a_run(tiny_run, tmp_path):
 
 def test_seed_runs_pin_the_data_split(tiny_run, monkeypatch):
     """Siblings change only `seed`; the data seed stays the base run's (training itself is stubbed: it is slow)."""
-    import adaptive_loop.train as training
+    import adaptive_loop.training as training
 
     trained = []
 

@@ -12,7 +12,7 @@ from _headroom_factory import planted
 from adaptive_loop.errors import ConfigError, TraceError
 from adaptive_loop.trace import DepthTrace, TraceMeta, save_trace
 from oracle import cli
-from oracle.decomposition import decompose_headroom, write_decomposition
+from adaptive_loop.harness.decomposition import decompose_headroom, write_decomposition
 
 ISSUE_KEYS = {"oracle_headroom", "null_headroom", "excess", "excess_ci", "predictable_share"}
 

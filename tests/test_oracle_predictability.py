@@ -7,7 +7,7 @@ import pytest
 from _headroom_factory import hidden_block
 
 from adaptive_loop.errors import ConfigError
-from oracle.predictability import fold_ids, label_free_features, predictability_bound
+from adaptive_loop.harness.predictability import fold_ids, label_free_features, predictability_bound
 
 FAST = dict(folds=3, n_estimators=60, seed=0)
 
