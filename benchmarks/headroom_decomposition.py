@@ -56,7 +56,7 @@ from adaptive_loop.errors import AdaptiveLoopError, ConfigError
 from adaptive_loop.io import write_json, write_text
 from adaptive_loop.trace import DepthTrace, load_trace
 from adaptive_loop.harness.decomposition import HeadroomDecomposition, decompose_headroom
-from adaptive_loop.harness.decomposition_plot import plot_decompositions
+from adaptive_loop.harness.decomposition_report import plot_decompositions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STEM = "headroom_decomposition"

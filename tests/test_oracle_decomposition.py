@@ -11,8 +11,9 @@ from _headroom_factory import planted
 
 from adaptive_loop.errors import ConfigError, TraceError
 from adaptive_loop.trace import DepthTrace, TraceMeta, save_trace
-from oracle import cli
-from adaptive_loop.harness.decomposition import decompose_headroom, write_decomposition
+from adaptive_loop.cli import oracle_command as cli
+from adaptive_loop.harness.decomposition import decompose_headroom
+from adaptive_loop.harness.decomposition_report import write_decomposition
 
 ISSUE_KEYS = {"oracle_headroom", "null_headroom", "excess", "excess_ci", "predictable_share"}
 

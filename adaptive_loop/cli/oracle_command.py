@@ -25,7 +25,8 @@ import pandas as pd
 
 from adaptive_loop.depth_targets import gains_from_bce, oracle_depths, per_sample_bce
 from adaptive_loop.errors import ConfigError
-from adaptive_loop.harness.decomposition import NULL_NAMES, decompose_headroom, write_decomposition
+from adaptive_loop.harness.decomposition import NULL_NAMES, decompose_headroom
+from adaptive_loop.harness.decomposition_report import write_decomposition
 from adaptive_loop.io import write_json, write_text, write_with
 from adaptive_loop.trace import load_trace
 from oracle.agreement import needed_depth_agreement

@@ -17,19 +17,18 @@ observed between-depth spread, so it reproduces nearly all of the oracle headroo
 causes that spread (see `oracle.null.parametric_null`); it says whether the headroom is
 explained by the size of the spread, not whether the spread is depth.
 
-`write_decomposition` writes `<stem>.json`, `<stem>.md` and `<stem>.png` atomically.
+`adaptive_loop.harness.decomposition_report.write_decomposition` writes `<stem>.json`, `<stem>.md` and
+`<stem>.png` atomically.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from adaptive_loop.errors import ConfigError
-from adaptive_loop.io import write_json, write_text
 from adaptive_loop.trace import DepthTrace, check_same_model
 from oracle.budgeted import BudgetedOracleCurve, budgeted_oracle_curve
 from oracle.excess import Interval, NullComparison, ScoreBank, compare_with_nulls
@@ -269,17 +268,3 @@ def decompose_headroom(
     return HeadroomDecomposition(table, comparisons, primary, analysis.oracle_headroom, bound, predictable, curve,
                                  null_curve, settings)
 
-
-def write_decomposition(
-    result: HeadroomDecomposition, out_dir: str | Path, stem: str = "headroom_decomposition", title: str | None = None,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Path]:
-    """Write `<stem>.json`, `.md` and `.png` into `out_dir` (each atomically); returns the paths."""
-    from adaptive_loop.harness.decomposition_plot import plot_headroom_decomposition
-
-    out = Path(out_dir)
-    paths = {"json": out / f"{stem}.json", "markdown": out / f"{stem}.md", "figure": out / f"{stem}.png"}
-    plot_headroom_decomposition(paths["figure"], result, title=title)
-    write_json(paths["json"], {**result.to_dict(), **(extra or {})})
-    write_text(paths["markdown"], result.to_markdown(title) + f"\n![headroom decomposition]({paths['figure'].name})\n")
-    return paths

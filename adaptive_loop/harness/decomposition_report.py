@@ -1,4 +1,4 @@
-"""The headroom-decomposition figure (matplotlib object API; the caller's backend is left alone).
+"""Writing a headroom decomposition: JSON, markdown and its figure (matplotlib object API; the caller's backend is left alone).
 
 Left: AUC against FLOPs/sample: the fixed depths and their frontier (each depth kept only if
 it beats every cheaper one, interpolated linearly in cost), the budgeted oracle of the
@@ -12,17 +12,30 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from adaptive_loop.io import write_with
+from adaptive_loop.harness.decomposition import HeadroomDecomposition
+from adaptive_loop.io import write_json, write_text, write_with
 
 if TYPE_CHECKING:
-    from adaptive_loop.harness.decomposition import HeadroomDecomposition
     from oracle.excess import Interval
+
+
+def write_decomposition(
+    result: HeadroomDecomposition, out_dir: str | Path, stem: str = "headroom_decomposition", title: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Write `<stem>.json`, `.md` and `.png` into `out_dir` (each atomically); returns the paths."""
+    out = Path(out_dir)
+    paths = {"json": out / f"{stem}.json", "markdown": out / f"{stem}.md", "figure": out / f"{stem}.png"}
+    plot_headroom_decomposition(paths["figure"], result, title=title)
+    write_json(paths["json"], {**result.to_dict(), **(extra or {})})
+    write_text(paths["markdown"], result.to_markdown(title) + f"\n![headroom decomposition]({paths['figure'].name})\n")
+    return paths
 
 
 def _frontier(costs: np.ndarray, aucs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
