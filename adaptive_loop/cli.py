@@ -137,15 +137,6 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_datasets(args: argparse.Namespace) -> int:
-    """`adaptive-loop datasets`: print the built-in dataset names, one per line; returns 0."""
-    from adaptive_loop.data.datasets import available_datasets
-
-    for name in available_datasets():
-        print(name)
-    return 0
-
-
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     """The `adaptive-loop` argument parser.
@@ -203,8 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(p)
     p.set_defaults(func=cmd_config)
 
-    p = sub.add_parser("datasets", help="list the built-in datasets", description="List the built-in dataset names.")
-    p.set_defaults(func=cmd_datasets)
+    from adaptive_loop.datasets_cli import add_subcommand as add_datasets
+
+    add_datasets(sub)  # `datasets` (what is where) and `datasets fetch NAME`
 
     for register in _plugin_registrars():
         register(sub)

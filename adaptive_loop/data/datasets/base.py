@@ -13,7 +13,10 @@ from adaptive_loop.data.schema import DatasetSchema
 from adaptive_loop.errors import ConfigError, DataError
 
 DATA_ROOT_ENV = "ADAPTIVE_LOOP_DATA_ROOT"
-_HOW_TO_POINT = f"point at the data folder with --data-root PATH (or data.data_root in the config) or the {DATA_ROOT_ENV} environment variable"
+_HOW_TO_POINT = (
+    f"point at the data folder with --data-root PATH (or data.data_root in the config) or the {DATA_ROOT_ENV} "
+    "environment variable, or download a public dataset with `adaptive-loop datasets fetch NAME` (see `adaptive-loop datasets`)"
+)
 
 
 @dataclass
