@@ -121,17 +121,8 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_datasets(args: argparse.Namespace) -> int:
-    """`adaptive-loop datasets`: print the built-in dataset names, one per line; returns 0."""
-    from adaptive_loop.data.datasets import available_datasets
-
-    for name in available_datasets():
-        print(name)
-    return 0
-
-
 def add_subcommands(sub: Any) -> None:
-    """Register train, evaluate, trace, demo, config and datasets on an argparse subparsers object."""
+    """Register train, evaluate, trace, demo and config on an argparse subparsers object."""
     p = sub.add_parser("train", help="train a model from a YAML config", description="Train a model with "
                        "process supervision (loss at every depth 0..L), early stopping and per-epoch checkpoints.")
     _add_config_options(p)
@@ -176,5 +167,3 @@ def add_subcommands(sub: Any) -> None:
     _add_config_options(p)
     p.set_defaults(func=cmd_config)
 
-    p = sub.add_parser("datasets", help="list the built-in datasets", description="List the built-in dataset names.")
-    p.set_defaults(func=cmd_datasets)
