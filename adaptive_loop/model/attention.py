@@ -7,9 +7,9 @@ The score/softmax/weighted-sum core runs in `torch.nn.functional.scaled_dot_prod
 separate matmul, mask, softmax and dropout ops on LoopCTR's [B, heads, T, T] maps and holds
 no such map in memory. `FlopCounterMode` does not count that fused kernel on CPU; inside
 `torch.nn.attention.sdpa_kernel(SDPBackend.MATH)` the same call decomposes into matmuls it
-does count (the FLOP tests run that way). There is no dropout on the attention
-probabilities (dropout acts on the sub-layer output instead, see `transformer.py`): with it
-the fused kernel is not available on CPU.
+does count (the FLOP tests run that way). Dropout on the attention probabilities is off
+by default (`model.attention_dropout: 0`; dropout acts on the sub-layer output instead, see
+`transformer.py`); when set it goes through the kernel's `dropout_p`, which on CPU is slower.
 
 A query with no visible key (an empty history) gets a zero output, not NaN: the kernel
 returns zeros for fully masked rows (the tests check it for both kernels).
@@ -69,10 +69,12 @@ class Attention(nn.Module):
         top_k: int,
         renormalize: bool,
         init_std: float,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.d = d
         self.n_heads = n_heads
+        self.dropout = float(dropout)
         self.moe = moe
         self.q = normal_linear(d, d, init_std)
         self.k = normal_linear(d, d, init_std)
@@ -160,7 +162,8 @@ class Attention(nn.Module):
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, route: Routing | None, b: int, tq: int
     ) -> torch.Tensor:
         """Fused attention of queries q [B*Tq, d] on per-head k, v; then the output projection -> [B, Tq, d]."""
-        out = F.scaled_dot_product_attention(self._heads(q, b, tq), k, v, attn_mask=mask)  # [B, h, Tq, d_h]
+        p = self.dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(self._heads(q, b, tq), k, v, attn_mask=mask, dropout_p=p)  # [B, h, Tq, d_h]
         out = out.transpose(1, 2).reshape(b * tq, self.d)
         out = self.o(out, route) if self.moe else self.o(out)
         return out.reshape(b, tq, self.d)

@@ -34,14 +34,17 @@ def dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     return x * keep.to(x.dtype).mul_(_LEVELS / (_LEVELS - dropped))
 
 
-class Dropout(nn.Module):
-    """Drop-in for `nn.Dropout(p)` (same `p` attribute, no parameters) using `dropout` above."""
+class Dropout(nn.Dropout):
+    """`nn.Dropout(p)` with the cheaper draw of `dropout` above.
+
+    A subclass, so code that finds dropout layers by type (MC-dropout null traces,
+    `adaptive_loop.null_traces.dropout_modules`) sees these layers too.
+    """
 
     def __init__(self, p: float = 0.0) -> None:
-        super().__init__()
         if not 0.0 <= p < 1.0:
             raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-        self.p = float(p)
+        super().__init__(float(p))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x unchanged in eval mode or with p = 0; else x times a scaled random keep mask."""

@@ -34,6 +34,7 @@ class TransformerLayer(nn.Module):
             top_k=config.top_k,
             renormalize=config.router_renormalize,
             init_std=config.init_std,
+            dropout=config.attention_dropout_rate,
         )
         self.ffn_norm = nn.LayerNorm(d)
         self.ffn = FeedForward(
@@ -45,7 +46,7 @@ class TransformerLayer(nn.Module):
             renormalize=config.router_renormalize,
             init_std=config.init_std,
         )
-        self.drop = Dropout(config.dropout)
+        self.drop = Dropout(config.sublayer_dropout_rate)
 
     def attention_sublayer(
         self, h: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor, aux: AuxCollector | None
