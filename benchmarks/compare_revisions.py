@@ -23,6 +23,7 @@ Needs the datasets of the chosen configs (found as for `adaptive-loop train`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import io
 import platform
@@ -42,6 +43,7 @@ import torch
 from adaptive_loop.config import RunConfig, load_config, resolve_config
 from adaptive_loop.data.batch import Batch
 from adaptive_loop.data.pipeline import PreparedData, prepare_data
+from adaptive_loop.errors import ConfigError
 from adaptive_loop.io import write_json
 from adaptive_loop.model import ModelConfig, build_model
 from adaptive_loop.training import process_supervised_loss
@@ -68,12 +70,20 @@ def base_model_config(base_model_pkg: Any, config: ModelConfig) -> Any:
     """`config` rebuilt as the base revision's own config class (its `build_model` may check the type).
 
     Revisions with per-model config classes export `config_from_dict`; older ones have one
-    flat `ModelConfig` for every model.
+    flat `ModelConfig` for every model. Options the base revision does not have yet are
+    dropped when they hold their default (the base then computes the same model); a
+    non-default one is an error, because the two models would differ.
     """
     raw = config.to_dict()
     if hasattr(base_model_pkg, "config_from_dict"):
         return base_model_pkg.config_from_dict(base_model_pkg.own_keys(raw))
-    return base_model_pkg.ModelConfig.from_dict(raw)
+    known = {f.name for f in dataclasses.fields(base_model_pkg.ModelConfig)}
+    defaults = type(config)().to_dict()
+    newer = {k: v for k, v in raw.items() if k not in known}
+    changed = {k: v for k, v in newer.items() if defaults.get(k) != v}
+    if changed:
+        raise ConfigError(f"the base revision's model has no option(s) {sorted(changed)}; set them to their defaults to compare")
+    return base_model_pkg.ModelConfig.from_dict({k: v for k, v in raw.items() if k in known})
 
 
 def fixed_batches(config: RunConfig, data: PreparedData, score_rows: int, seed: int = 0) -> tuple[Batch, Batch]:
