@@ -33,7 +33,6 @@ from adaptive_loop.errors import ConfigError
 from adaptive_loop.model.attention import Attention
 from adaptive_loop.model.loopctr_config import LoopCTRConfig as ModelConfig
 from adaptive_loop.model.embeddings import FeatureEmbeddings
-from adaptive_loop.model.layers import normal_linear
 
 Part = tuple[str, int]  # ("cat", column) | ("num", column) | ("pool", index into spec.pooled_sequences)
 
@@ -169,7 +168,7 @@ class Tokenizer(nn.Module):
         lengths = {s.max_len for s in spec.token_sequences}
         if len(lengths) > 1:
             raise ConfigError(
-                f"token sequences must be aligned event by event and share max_len; got "
+                "token sequences must be aligned event by event and share max_len; got "
                 + ", ".join(f"{s.name}={s.max_len}" for s in spec.token_sequences)
             )
         self.max_len = lengths.pop() if lengths else 0
