@@ -198,6 +198,18 @@ def resolve_config(name_or_path: str | None) -> Path | None:
     raise ConfigError(f"config {name_or_path!r} is neither a file nor a built-in config ({names})")
 
 
+def config_source(path: str | Path) -> str:
+    """How results name a config without a machine path: `builtin:<name>` for a built-in one,
+    else the path relative to the working directory where it lies below it."""
+    resolved = Path(path).resolve()
+    if resolved.parent == BUILTIN_CONFIGS.resolve():
+        return f"builtin:{resolved.stem}"
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None, saved_run: bool = False) -> RunConfig:
     """Read a run config from YAML (or defaults when `path` is None), then apply `key=value` overrides.
 

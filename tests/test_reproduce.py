@@ -145,3 +145,19 @@ def test_throughput_times_real_training_steps_and_writes_a_profile(tmp_path: Pat
     path = profile_training(config, data, tmp_path / "profile.txt", active=2, header="tiny")
     text = path.read_text()
     assert text.startswith("tiny") and "aten::" in text and "Self CPU" in text
+
+
+def test_baselines_train_on_their_own_recipe_with_the_shared_split() -> None:
+    from adaptive_loop.reproduce.settings import BenchmarkSettings, base_config_path
+
+    settings = BenchmarkSettings("frappe_x1", base_config_path("frappe_x1", None), epochs=5)
+    deepfm = settings.cell_config(VARIANTS["deepfm"], settings.seeds[1])
+    loop = settings.cell_config(VARIANTS["loopctr_L3"], settings.seeds[1])
+    assert deepfm.model.name == "deepfm" and deepfm.model.embed_dim == 10  # BARS's size, not LoopCTR's 16
+    assert deepfm.data == loop.data and deepfm.seed == loop.seed == settings.seeds[1]
+    assert deepfm.train.epochs == loop.train.epochs == 5 and deepfm.train.num_threads == 1
+    recorded = settings.to_dict([VARIANTS["deepfm"], VARIANTS["loopctr_L3"]])
+    assert recorded["config"] == "builtin:frappe_x1"
+    assert recorded["variant_configs"] == {"deepfm": "builtin:deepfm_frappe_x1", "loopctr_L3": "builtin:frappe_x1"}
+    shared = BenchmarkSettings("frappe_x1", base_config_path("frappe_x1", None), own_baseline_configs=False)
+    assert shared.cell_config(VARIANTS["deepfm"], shared.seeds[0]).model.embed_dim == loop.model.embed_dim

@@ -182,6 +182,16 @@ def throughput_section(result: ThroughputResult | None) -> str:
     return _md_table(["LoopCTR training (" + result.model + ")", "value"], rows)
 
 
+def _configs_line(settings: dict[str, Any]) -> str:
+    """Which config each model started from (the baselines may have their own tuned recipe)."""
+    base = settings.get("config", "?")
+    own = {name: cfg for name, cfg in settings.get("variant_configs", {}).items() if cfg != base}
+    text = f"Config: `{base}` for every variant"
+    if own:
+        text += " except " + ", ".join(f"{name} (`{cfg}`, same split and seeds)" for name, cfg in own.items())
+    return text + "."
+
+
 def markdown_report(payload: dict[str, Any], summaries: dict[str, VariantSummary], claims: list[ClaimCheck],
                     throughput: ThroughputResult | None) -> str:
     """The whole markdown report: settings, the four result sections with figures, claims and throughput."""
@@ -197,6 +207,7 @@ def markdown_report(payload: dict[str, Any], summaries: dict[str, VariantSummary
         f"at the trained depth), training rows {payload['train_rows']:,}, inference depths 0..{settings['grid_depth']}, "
         f"{settings['threads']} torch thread(s). Mean ± sample std over seeds (no ± = one seed). Test split unless said.",
         "",
+        _configs_line(settings), "",
         "## 1. Zero-loop LoopCTR against the baselines",
         "",
         models_table(summaries, dataset), "",

@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-train-rows", type=int, help="subsample the training split (quick runs; labelled reduced)")
     parser.add_argument("--max-depth", type=int, default=6, help="deepest inference depth K of the grid (default 6)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per training (default 1: shared machine)")
+    parser.add_argument("--shared-baseline-config", action="store_true",
+                        help="train DeepFM and DCNv2 on the LoopCTR base config instead of their own tuned "
+                             "<model>_<dataset> configs")
     parser.add_argument("--out-root", type=Path, help="run directories (default runs/reproduce/<dataset>)")
     parser.add_argument("--data-root", help="folder holding the public datasets")
     parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS,
@@ -176,7 +179,7 @@ def build_reports(settings: BenchmarkSettings, variants: list[Variant], results:
         "benchmark": "LoopCTR paper claims (arXiv 2604.19550), reproduced",
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
         "command": command,
-        "settings": settings.to_dict(),
+        "settings": settings.to_dict(variants),
         "reduced": reduced,
         "train_rows": train_rows,
         "out_root": str(out_root),
@@ -205,7 +208,7 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkOut
     settings = BenchmarkSettings(
         dataset=args.dataset, config_path=base_config_path(args.dataset, args.config), overrides=tuple(args.set),
         n_seeds=args.seeds, epochs=args.epochs, max_train_rows=args.max_train_rows, grid_depth=args.max_depth,
-        threads=args.threads, data_root=args.data_root,
+        threads=args.threads, data_root=args.data_root, own_baseline_configs=not args.shared_baseline_config,
     )
     variants = resolve_variants(args.variants)
     out_root = args.out_root or Path("runs") / "reproduce" / args.dataset

@@ -20,7 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from adaptive_loop.config import RunConfig, load_config, resolve_config
+from adaptive_loop.config import BUILTIN_CONFIGS, RunConfig, config_source, load_config, resolve_config
 from adaptive_loop.errors import ConfigError
 from adaptive_loop.reproduce.variants import Variant
 
@@ -48,6 +48,9 @@ class BenchmarkSettings:
         grid_depth: K, the deepest inference depth evaluated for weight-shared LoopCTR models.
         threads: torch intra-op threads of every training (1 on a shared machine).
         data_root: folder holding the public datasets (None = the default lookup).
+        own_baseline_configs: train a variant with `own_config` (DeepFM, DCNv2) on its own
+            built-in `<model>_<dataset>` config where one exists (data section, seed and run-wide
+            settings still from the base, so the split is shared); False = on the base config.
     """
 
     dataset: str
@@ -59,6 +62,7 @@ class BenchmarkSettings:
     grid_depth: int = 6
     threads: int = 1
     data_root: str | None = None
+    own_baseline_configs: bool = True
 
     def __post_init__(self) -> None:
         if self.n_seeds < 1:
@@ -74,6 +78,11 @@ class BenchmarkSettings:
         self.base  # noqa: B018 - load (and so validate) the base config now, not at the first cell
 
     # ------------------------------------------------------------------ configs
+    def _run_wide_overrides(self) -> list[str]:
+        """Settings of the invocation that every cell takes, whatever config it starts from."""
+        overrides = [f"train.epochs={self.epochs}"] if self.epochs is not None else []
+        return overrides + [f"train.num_threads={self.threads}", "train.progress=false"]
+
     def _load_base(self) -> RunConfig:
         from adaptive_loop.data.datasets import dataset_options
 
@@ -83,10 +92,23 @@ class BenchmarkSettings:
             overrides.append(f"data.data_root={self.data_root}")
         if "seed" in dataset_options(first.data.dataset) and "seed" not in first.data.options:
             overrides.append(f"data.options.seed={first.seed}")  # one split for every model seed
-        if self.epochs is not None:
-            overrides.append(f"train.epochs={self.epochs}")
-        overrides += [f"train.num_threads={self.threads}", "train.progress=false"]
-        return load_config(self.config_path, overrides)
+        return load_config(self.config_path, overrides + self._run_wide_overrides())
+
+    def variant_config_path(self, variant: Variant) -> Path:
+        """The config a variant starts from: its own built-in `<model>_<dataset>` one, else the base."""
+        if self.own_baseline_configs and variant.own_config is not None:
+            own = BUILTIN_CONFIGS / f"{variant.own_config}_{self.dataset}.yaml"
+            if own.is_file():
+                return own
+        return self.config_path
+
+    def _variant_base(self, variant: Variant) -> RunConfig:
+        """The base config, or the variant's own config with the base's data section, seed and trace."""
+        path = self.variant_config_path(variant)
+        if path == self.config_path:
+            return self.base
+        own = load_config(path, self._run_wide_overrides())
+        return dataclasses.replace(own, seed=self.base.seed, data=self.base.data, trace=self.base.trace)
 
     @cached_property
     def base(self) -> RunConfig:
@@ -101,7 +123,7 @@ class BenchmarkSettings:
         """The base config with the variant's overrides and the cell's seed."""
         from adaptive_loop.config import apply_overrides, config_from_dict
 
-        raw = apply_overrides(self.base.to_dict(), [*variant.overrides, f"seed={seed}"])
+        raw = apply_overrides(self._variant_base(variant).to_dict(), [*variant.overrides, f"seed={seed}"])
         # the base's model keys are its own model's: a variant naming another model keeps its keys only
         config = config_from_dict(raw, saved_run=True)
         # the trace depth of a loop model is the grid; the others stop at their own depth
@@ -131,14 +153,16 @@ class BenchmarkSettings:
             reasons.append(f"base config overridden ({', '.join(self.overrides)})")
         return reasons
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, variants: list[Variant] = ()) -> dict[str, Any]:
         """The settings recorded in the results JSON.
 
-        Dataset, config, overrides, seeds, epochs, training rows, grid depth and threads.
+        Dataset, config (and each variant's, where it has its own), overrides, seeds, epochs,
+        training rows, grid depth and threads. Configs are named without machine paths.
         """
         return {
             "dataset": self.dataset,
-            "config": str(self.config_path),
+            "config": config_source(self.config_path),
+            "variant_configs": {v.name: config_source(self.variant_config_path(v)) for v in variants},
             "overrides": list(self.overrides),
             "seeds": self.seeds,
             "epochs": self.base.train.epochs,
@@ -146,6 +170,7 @@ class BenchmarkSettings:
             "max_train_rows": self.max_train_rows,
             "grid_depth": self.grid_depth,
             "threads": self.threads,
+            "own_baseline_configs": self.own_baseline_configs,
         }
 
 

@@ -1,9 +1,12 @@
 """The models the reproduction benchmark trains, each a set of overrides on one base config.
 
-Every variant starts from the dataset's base config (`adaptive_loop/configs/<dataset>.yaml`)
+Every LoopCTR variant starts from the dataset's base config (`adaptive_loop/configs/<dataset>.yaml`)
 and changes only what names it, so split, encoders, embedding width, optimiser, batch
 size, epochs and the early-stopping rule (patience on the validation monitor `auc@L`, i.e.
 AUC at the model's own trained depth; depth 0 for models without a loop) are shared.
+DeepFM and DCNv2 have their own tuned recipes (`<model>_<dataset>.yaml`, BARS's settings):
+where such a config exists, `BenchmarkSettings` trains them with it on the same split
+(`Variant.own_config`), so a baseline is never handicapped by LoopCTR's sizes and recipe.
 
 Groups (what each claim of the paper needs):
 - `baselines`: DeepFM, DCNv2 and StackCTR(3) (three unshared loop blocks, the same FLOPs
@@ -36,6 +39,8 @@ class Variant:
         train_loops: L (0 for the baselines without a loop).
         loops: whether it is a weight-shared LoopCTR (evaluated at every depth up to K);
             StackCTR stops at its L, DeepFM and DCNv2 at 0.
+        own_config: stem of the model's own built-in config (`deepfm` -> `deepfm_<dataset>.yaml`),
+            used instead of the shared base when it exists; None = always the shared base.
     """
 
     name: str
@@ -44,6 +49,7 @@ class Variant:
     groups: tuple[str, ...]
     train_loops: int
     loops: bool
+    own_config: str | None = None
 
     def eval_depth(self, grid_depth: int) -> int:
         """Deepest depth this model can be evaluated at when the grid goes to `grid_depth`."""
@@ -62,8 +68,8 @@ def _ablation(suffix: str, label: str, overrides: tuple[str, ...]) -> Variant:
 
 def _all_variants() -> dict[str, Variant]:
     variants = [
-        Variant("deepfm", "DeepFM", ("model.name=deepfm", "model.train_loops=0"), ("baselines",), 0, False),
-        Variant("dcnv2", "DCNv2", ("model.name=dcnv2", "model.train_loops=0"), ("baselines",), 0, False),
+        Variant("deepfm", "DeepFM", ("model.name=deepfm", "model.train_loops=0"), ("baselines",), 0, False, "deepfm"),
+        Variant("dcnv2", "DCNv2", ("model.name=dcnv2", "model.train_loops=0"), ("baselines",), 0, False, "dcnv2"),
         Variant(f"stackctr_L{MAIN_LOOPS}", f"StackCTR L={MAIN_LOOPS}",
                 ("model.name=stackctr", f"model.train_loops={MAIN_LOOPS}"), ("baselines",), MAIN_LOOPS, False),
     ]
