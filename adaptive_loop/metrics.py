@@ -13,12 +13,16 @@ streaming metric, so they cannot disagree.
   (the usual CTR definition, e.g. DIN), in one `lexsort` and a few `bincount`s instead of a
   Python loop over groups.
 - `auc_from_counts`: AUC from positive / negative counts per run of equal scores in
-  ascending order (pairs inside a run count one half). Bootstrap resamples
-  (`adaptive_loop.harness.bootstrap.SortedScores`) and the binned streaming AUC of the
-  engine (`adaptive_loop.engine.dataset.StreamingAUC`) reduce to these counts.
+  ascending order (pairs inside a run count one half). Bootstrap resamples (`SortedScores`)
+  and the binned streaming AUC of the engine (`adaptive_loop.engine.dataset.StreamingAUC`)
+  reduce to these counts.
+- `SortedScores`: one score vector sorted once for many weighted AUCs, the engine of every
+  bootstrap in the library (the harness's paired intervals, the oracle's headroom nulls).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -100,6 +104,67 @@ def auc_from_counts(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
     den = pos.sum(axis=-1) * neg.sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+@dataclass(frozen=True)
+class SortedScores:
+    """One score vector prepared once for many weighted (bootstrap) AUCs.
+
+    Resampling rows with replacement gives each row a multiplicity, and the resample's AUC is
+    the weighted AUC with those multiplicities. The scores never change between resamples,
+    so their order and runs of ties are computed once here. Two ways in, for two shapes of
+    resample, both ending in `auc_from_counts`:
+    - `auc_of_resamples(indices)`: resamples as row indices [r, m]; each is one `bincount`
+      of the rows' keys `2 * tie_run + label` (cheapest when m is small or r is 1);
+    - `weighted_auc(multiplicities)`: resamples as row multiplicities [r, n], shared by many
+      score vectors (the oracle's null banks build them once per chunk): a gather into this
+      vector's order and a per-run sum.
+    """
+
+    order: np.ndarray  # int64 [n]: rows in ascending score order (stable)
+    positive: np.ndarray  # float32 [n]: 1/0 label, in sorted order
+    run_starts: np.ndarray | None  # int64 [n_runs]: first sorted position of each tie run; None = no ties
+    run_key: np.ndarray  # int64 [n]: 2 * (tie-run id in ascending score order) + label, original row order
+    n_runs: int
+
+    @classmethod
+    def build(cls, labels: np.ndarray, scores: np.ndarray) -> "SortedScores":
+        """Sort `scores` once; raises `ValueError` if the lengths differ."""
+        s = np.asarray(scores, dtype=np.float64).reshape(-1)
+        y = np.asarray(labels).reshape(-1) > 0.5
+        if y.shape != s.shape:
+            raise ValueError(f"labels and scores differ in length: {y.size} vs {s.size}")
+        order = np.argsort(s, kind="stable")
+        ss = s[order]
+        new_run = np.empty(ss.size, dtype=bool)
+        if ss.size:
+            new_run[0] = True
+            np.not_equal(ss[1:], ss[:-1], out=new_run[1:])
+        run = np.empty(ss.size, dtype=np.int64)
+        run[order] = np.cumsum(new_run) - 1
+        starts = np.flatnonzero(new_run)
+        return cls(order=order, positive=y[order].astype(np.float32),
+                   run_starts=None if starts.size == ss.size else starts,
+                   run_key=2 * run + y, n_runs=int(starts.size))
+
+    def auc_of_resamples(self, indices: np.ndarray) -> np.ndarray:
+        """AUC of each resample given as row indices [r, m]."""
+        indices = np.asarray(indices)
+        r = indices.shape[0]
+        width = 2 * self.n_runs
+        keys = self.run_key[indices] + (np.arange(r) * width)[:, None]
+        counts = np.bincount(keys.ravel(), minlength=r * width).reshape(r, self.n_runs, 2)
+        return auc_from_counts(counts[:, :, 1], counts[:, :, 0])
+
+    def weighted_auc(self, multiplicities: np.ndarray) -> np.ndarray:
+        """Tie-averaged AUC for each row of row multiplicities (weights) [r, n], rows in the original order."""
+        m = np.take(np.atleast_2d(multiplicities), self.order, axis=1)
+        pos = m * self.positive[None, :]
+        neg = m - pos
+        if self.run_starts is not None:
+            pos = np.add.reduceat(pos, self.run_starts, axis=1)
+            neg = np.add.reduceat(neg, self.run_starts, axis=1)
+        return auc_from_counts(pos, neg)
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from adaptive_loop.errors import ConfigError
-from adaptive_loop.metrics import auc, auc_from_counts
+from adaptive_loop.metrics import SortedScores, auc
 from adaptive_loop.trace import DepthTrace
 from oracle.null import NullCandidates, best_column, depth_candidate_draws, oracle_choice, spread_rms
 
@@ -66,11 +66,12 @@ class ScoreBank:
 
         A resample is stored as row multiplicities (one `bincount` per resample, shared by
         every vector); each vector then costs a gather into its sorted order and a cumulative
-        sum, with tied scores summed per tie run. Equals `SortedScores.auc_of_resamples`
-        on the same rows (tests check it), several times faster for many vectors.
+        sum, with tied scores summed per tie run (`SortedScores.weighted_auc`). Equals
+        `SortedScores.auc_of_resamples` on the same rows (tests check it), several times
+        faster for many vectors.
         """
         n = self.labels.size
-        prepared = [_SortedForCounts.build(self.labels, v) for v in self.vectors]
+        prepared = [SortedScores.build(self.labels, v) for v in self.vectors]
         out = np.empty((len(self.vectors), n_resamples))
         rng = np.random.default_rng(seed)
         step = max(1, min(n_resamples, chunk_elements // max(n, 1)))
@@ -83,36 +84,8 @@ class ScoreBank:
             counts = (idx + (np.arange(r) * n)[:, None]).ravel()
             mult = np.bincount(counts, minlength=r * n).reshape(r, n).astype(count_dtype)
             for j, p in enumerate(prepared):
-                out[j, start : start + r] = p.auc(mult)
+                out[j, start : start + r] = p.weighted_auc(mult)
         return out
-
-
-@dataclass(frozen=True)
-class _SortedForCounts:
-    """A score vector's ascending order, labels in that order and tie-run starts (None: no ties)."""
-
-    order: np.ndarray
-    positive: np.ndarray  # float32 1/0 label, in sorted order
-    run_starts: np.ndarray | None
-
-    @classmethod
-    def build(cls, labels: np.ndarray, scores: np.ndarray) -> "_SortedForCounts":
-        s = np.asarray(scores, dtype=np.float64)
-        order = np.argsort(s, kind="stable")
-        ss = s[order]
-        new_run = np.r_[True, ss[1:] != ss[:-1]] if ss.size else np.zeros(0, bool)
-        starts = np.flatnonzero(new_run)
-        return cls(order, (np.asarray(labels)[order] > 0.5).astype(np.float32), None if starts.size == ss.size else starts)
-
-    def auc(self, multiplicities: np.ndarray) -> np.ndarray:
-        """Tie-averaged AUC for each row of row multiplicities [r, n] (rows in the original order)."""
-        m = np.take(multiplicities, self.order, axis=1)
-        pos = m * self.positive[None, :]
-        neg = m - pos
-        if self.run_starts is not None:
-            pos = np.add.reduceat(pos, self.run_starts, axis=1)
-            neg = np.add.reduceat(neg, self.run_starts, axis=1)
-        return auc_from_counts(pos, neg)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
 from adaptive_loop.engine import StreamingAUC
-from adaptive_loop.harness.bootstrap import SortedScores
+from adaptive_loop.metrics import SortedScores
 from adaptive_loop.metrics import auc, auc_from_counts, bce_from_logits, gauc, logloss, logloss_from_logits, sigmoid
 
 

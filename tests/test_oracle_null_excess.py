@@ -9,7 +9,7 @@ from _headroom_factory import exchangeable, planted
 from adaptive_loop.errors import ConfigError, TraceError
 from adaptive_loop.trace import DepthTrace
 from oracle.excess import ScoreBank, compare_with_nulls
-from adaptive_loop.harness.bootstrap import SortedScores
+from adaptive_loop.metrics import SortedScores
 from adaptive_loop.metrics import auc as fast_auc
 from oracle.headroom import headroom_table
 from oracle.null import (

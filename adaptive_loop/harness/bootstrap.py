@@ -2,8 +2,8 @@
 
 Both predictions are scored on the same resampled rows (paired), so the interval reflects
 the noise of the difference, not of each AUC. Each score vector is sorted once
-(`SortedScores`): a resample's AUC is then one `bincount` of the resampled rows' tie-run
-keys and `adaptive_loop.metrics.auc_from_counts` over the runs, O(n) per resample, in
+(`adaptive_loop.metrics.SortedScores`): a resample's AUC is then one `bincount` of the
+resampled rows' tie-run keys and `auc_from_counts` over the runs, O(n) per resample, in
 chunks to bound memory. Seeded: the same seed gives the same interval.
 
 Resampling rows with replacement is the same as giving each row a multiplicity (its count
@@ -19,67 +19,9 @@ from typing import Any
 import numpy as np
 
 from adaptive_loop.harness.curves import FixedFrontier, fixed_frontier, mixture_depths
-from adaptive_loop.metrics import auc, auc_from_counts
+from adaptive_loop.metrics import SortedScores, auc
 from adaptive_loop.trace import DepthTrace
 from controllers.base import ControllerDecision
-
-
-def _tie_groups(sorted_scores: np.ndarray) -> np.ndarray:
-    """Group id (0..G-1) of each element of an ascending array; equal values share a group."""
-    n = sorted_scores.size
-    new = np.empty(n, dtype=bool)
-    if n:
-        new[0] = True
-        np.not_equal(sorted_scores[1:], sorted_scores[:-1], out=new[1:])
-    return np.cumsum(new) - 1
-
-
-@dataclass(frozen=True)
-class SortedScores:
-    """One score vector prepared once for many weighted (bootstrap) AUCs.
-
-    Each row gets a key `2 * tie_run + label`, where tie runs are the groups of equal
-    scores in ascending order. A resample given as row indices becomes per-run positive and
-    negative counts with one `bincount` of the keys, with no per-resample sort.
-    """
-
-    run_key: np.ndarray  # int64 [n]: 2 * (tie-run id in ascending score order) + label
-    n_runs: int
-
-    @classmethod
-    def build(cls, labels: np.ndarray, scores: np.ndarray) -> "SortedScores":
-        """Sort `scores` once and key every row by (tie run, label); raises `ValueError` if the lengths differ."""
-        s = np.asarray(scores, dtype=np.float64).reshape(-1)
-        y = np.asarray(labels).reshape(-1) > 0.5
-        if y.shape != s.shape:
-            raise ValueError(f"labels and scores differ in length: {y.size} vs {s.size}")
-        order = np.argsort(s)
-        run_sorted = _tie_groups(s[order])
-        run = np.empty_like(run_sorted)
-        run[order] = run_sorted
-        return cls(run_key=2 * run + y, n_runs=int(run_sorted[-1]) + 1 if s.size else 0)
-
-    def _auc_from_counts(self, counts: np.ndarray) -> np.ndarray:
-        """AUC per row of per-key counts [r, 2 * n_runs]."""
-        c = counts.reshape(counts.shape[0], self.n_runs, 2).astype(np.float64)
-        return auc_from_counts(c[:, :, 1], c[:, :, 0])
-
-    def auc_of_resamples(self, indices: np.ndarray) -> np.ndarray:
-        """AUC of each resample given as row indices [r, m]."""
-        r = indices.shape[0]
-        width = 2 * self.n_runs
-        keys = self.run_key[indices] + (np.arange(r) * width)[:, None]
-        counts = np.bincount(keys.ravel(), minlength=r * width).reshape(r, width)
-        return self._auc_from_counts(counts)
-
-    def weighted_auc(self, weights: np.ndarray) -> np.ndarray:
-        """AUC for each row of `weights` [r, n] (row multiplicities in the original order)."""
-        w = np.asarray(weights, dtype=np.float64)
-        width = 2 * self.n_runs
-        out = np.empty(w.shape[0])
-        for i, row in enumerate(w):
-            out[i] = self._auc_from_counts(np.bincount(self.run_key, weights=row, minlength=width)[None, :])[0]
-        return out
 
 
 @dataclass(frozen=True)
