@@ -42,6 +42,8 @@ def test_trials_report_every_epoch_and_resume(setup, tmp_path):
         assert (tmp_path / "trials" / f"trial_{trial.number}" / "checkpoints" / "best.pt").is_file()
         assert 1 <= trial.params["model.train_loops"] <= 2
         assert trial.params["model.tower_hidden"] in ("[16]", "[16, 8]")
+    first = study.trials[0].params  # the base config itself comes first
+    assert first["model.train_loops"] == config.model.train_loops and first["train.lr"] == config.train.lr
     best = result.best_params
     assert result.best_value == pytest.approx(max(t.value for t in study.trials if t.value is not None))
     resumed = tune_model(config, tmp_path, n_trials=3, seed=0, space=SPACE, data=data)

@@ -57,6 +57,22 @@ class SearchParam:
         elif self.log and self.low <= 0:
             raise ConfigError(f"search space key {self.key!r}: a log range needs low > 0, got {self.low!r}")
 
+    def value_in(self, config: dict[str, Any]) -> Any:
+        """This key's value in a config dict, as Optuna would store it; None when unset or outside the space."""
+        node: Any = config
+        for part in self.key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        if node is None:
+            return None
+        value = _optuna_choice(list(node) if isinstance(node, tuple) else node)
+        if self.choices is not None:
+            return value if value in self.choices else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not self.low <= value <= self.high:
+            return None
+        return int(value) if self.integer else float(value)
+
     def suggest(self, trial) -> Any:
         """The trial's value for this key."""
         if self.choices is not None:
@@ -174,6 +190,10 @@ def tune_model(
 ) -> ModelTuneResult:
     """Tune LoopCTR's config keys in `space` on the validation monitor, with pruning.
 
+    A new study's first trial is the base config itself (its values of the tuned keys, where
+    they lie in the space), so the study's best is never worse than what it started from and
+    the sampler learns from a known-good point.
+
     `pruner` defaults to a median pruner (after 2 finished trials, from the second epoch on).
     """
     import optuna
@@ -195,6 +215,12 @@ def tune_model(
         {"task": "loopctr", "dataset": config.data.dataset, "monitor": config.train.monitor},
         pruner=pruner if pruner is not None else optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
     )
+
+    if not study.trials:
+        base = config.to_dict()
+        start = {p.key: v for p in space.params if (v := p.value_in(base)) is not None}
+        if start:
+            study.enqueue_trial(start)
 
     def objective(trial) -> float:
         params = {p.key: p.suggest(trial) for p in space.params}
