@@ -43,6 +43,7 @@ def test_trials_report_every_epoch_and_resume(setup, tmp_path):
         assert 1 <= trial.params["model.train_loops"] <= 2
         assert trial.params["model.tower_hidden"] in ("[16]", "[16, 8]")
     first = study.trials[0].params  # the base config itself comes first
+    assert study.trials[0].user_attrs["base_config"] is True
     assert first["model.train_loops"] == config.model.train_loops and first["train.lr"] == config.train.lr
     best = result.best_params
     assert result.best_value == pytest.approx(max(t.value for t in study.trials if t.value is not None))
@@ -54,16 +55,25 @@ def test_trials_report_every_epoch_and_resume(setup, tmp_path):
     assert run_config.train.lr == pytest.approx(resumed.best_params["train.lr"])
 
 
-def test_pruned_trials_stop_training_early(setup, tmp_path):
+def test_pruned_trials_stop_training_early_but_never_the_base_config(setup, tmp_path):
     config, data = setup
     always = optuna.pruners.ThresholdPruner(lower=2.0)  # an AUC is never >= 2: prune after the first report
-    with pytest.raises(ConfigError, match="no completed trial"):
-        tune_model(config, tmp_path, n_trials=1, space=SPACE, data=data, pruner=always)
-    study = optuna.load_study(study_name="loopctr", storage=f"sqlite:///{tmp_path / 'study.db'}")
-    (trial,) = study.trials
-    assert trial.state == optuna.trial.TrialState.PRUNED
-    history = json.loads((tmp_path / "trials" / "trial_0" / "history.json").read_text())
+    result = tune_model(config, tmp_path, n_trials=2, space=SPACE, data=data, pruner=always)
+    assert result.n_finished == 1 and result.n_pruned == 1
+    study = optuna.load_study(study_name="loopctr", storage=result.storage)
+    base, pruned = study.trials
+    assert base.user_attrs["base_config"] and base.state == optuna.trial.TrialState.COMPLETE
+    assert pruned.state == optuna.trial.TrialState.PRUNED
+    history = json.loads((tmp_path / "trials" / "trial_1" / "history.json").read_text())
     assert len(history) == 1 < config.train.epochs
+
+
+def test_a_study_with_every_trial_pruned_says_so(setup, tmp_path):
+    config, data = setup
+    outside = ModelSearchSpace((SearchParam("train.lr", 0.5, 0.9),))  # the config's lr is outside: no base trial
+    with pytest.raises(ConfigError, match="no completed trial"):
+        tune_model(config, tmp_path, n_trials=1, space=outside, data=data,
+                   pruner=optuna.pruners.ThresholdPruner(lower=2.0))
 
 
 def test_trial_config_keeps_heads_dividing_the_width(setup):

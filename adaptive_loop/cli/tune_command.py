@@ -62,6 +62,8 @@ def add_subcommand(subparsers: Any) -> None:
     m.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override (repeatable)")
     m.add_argument("--epochs", type=int, help="epochs per trial (default: the config's train.epochs)")
     m.add_argument("--trials", type=int, default=10, help="finished trials wanted in the study (default 10)")
+    m.add_argument("--prune-warmup", type=int, default=5,
+                   help="epochs every trial runs before the median pruner may stop it (default 5)")
     m.add_argument("--space", help="search space: a built-in name (recipe) or a YAML file (default: L, width, lr, aux weight)")
     _study_options(m)
     m.set_defaults(func=run)
@@ -140,7 +142,8 @@ def _tune_model(args: argparse.Namespace) -> int:
     config = load_config(resolve_config(args.config), overrides)
     space = ModelSearchSpace.load(args.space) if args.space else None
     result = tune_model(config, args.out, args.trials, storage=args.storage, study_name=args.study_name or "loopctr",
-                        seed=args.seed, space=space, show_progress=not args.no_progress)
+                        seed=args.seed, space=space, show_progress=not args.no_progress,
+                        prune_warmup_epochs=args.prune_warmup)
     out = Path(args.out)
     _write_trials_csv(out / "trials.csv", result.trials)
     write_json(out / REPORT, result.to_dict())

@@ -26,6 +26,7 @@ from adaptive_loop.studies import create_or_resume, open_storage, run_trials, st
 from adaptive_loop.training.early_stopping import Monitor
 from adaptive_loop.training.trainer import train
 
+BASE_TRIAL = "base_config"  # user attribute of the trial that evaluates the tuned config as given
 SEARCH_SPACES = Path(__file__).resolve().parent.parent / "configs" / "search_spaces"
 
 
@@ -187,14 +188,17 @@ def apply_model_params(config, params: dict[str, Any]):
 def tune_model(
     config, out_dir: str | Path, n_trials: int, storage: str | None = None, study_name: str = "loopctr",
     seed: int = 0, space: ModelSearchSpace | None = None, data=None, show_progress: bool = False, pruner=None,
+    prune_warmup_epochs: int = 5,
 ) -> ModelTuneResult:
     """Tune LoopCTR's config keys in `space` on the validation monitor, with pruning.
 
-    A new study's first trial is the base config itself (its values of the tuned keys, where
-    they lie in the space), so the study's best is never worse than what it started from and
-    the sampler learns from a known-good point.
+    A study's first trial is the base config itself (its values of the tuned keys, where
+    they lie in the space; user attribute `base_config`), so the study's best is never worse
+    than what it started from and the sampler learns from a known-good point; that trial is
+    never pruned. `pruner` defaults to a median pruner that waits `prune_warmup_epochs`
+    epochs: with a plateau LR schedule and a strong embedding penalty the best settings start
+    slowly and jump at the first LR cut, so early-epoch medians would discard the winners.
 
-    `pruner` defaults to a median pruner (after 2 finished trials, from the second epoch on).
     """
     import optuna
 
@@ -213,14 +217,14 @@ def tune_model(
         open_storage(storage, out), study_name, [direction],
         lambda s: optuna.samplers.TPESampler(seed=s, n_startup_trials=4), seed,
         {"task": "loopctr", "dataset": config.data.dataset, "monitor": config.train.monitor},
-        pruner=pruner if pruner is not None else optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+        pruner=pruner if pruner is not None else optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=prune_warmup_epochs),
     )
 
-    if not study.trials:
+    if not any(t.user_attrs.get(BASE_TRIAL) for t in study.trials):
         base = config.to_dict()
         start = {p.key: v for p in space.params if (v := p.value_in(base)) is not None}
         if start:
-            study.enqueue_trial(start)
+            study.enqueue_trial(start, user_attrs={BASE_TRIAL: True})
 
     def objective(trial) -> float:
         params = {p.key: p.suggest(trial) for p in space.params}
@@ -230,7 +234,7 @@ def tune_model(
 
         def report(epoch: int, record) -> None:
             trial.report(float(record.monitor), epoch)
-            if trial.should_prune():
+            if not trial.user_attrs.get(BASE_TRIAL) and trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
 
         result = train(cfg, run_dir, data=data, progress=False, epoch_callbacks=[report])
