@@ -240,6 +240,8 @@ class ExpertLinear(nn.Module):
 
     def forward(self, x: torch.Tensor, routing: Routing) -> torch.Tensor:
         """x [N, d_in] -> sum_{e in topk} w_e (x W_e + b_e): [N, d_out]."""
+        if not torch.is_grad_enabled():  # inference: no autograd node (its fixed cost shows at small batches)
+            return _expert_linear(x, self.weight, self.bias, routing)
         return _ExpertLinearFn.apply(x, self.weight, self.bias, routing.weights_t, routing)
 
 
@@ -302,6 +304,15 @@ def _gathered_backward(routing: Routing, g: torch.Tensor, inputs: torch.Tensor, 
     return g_rows.mul_(row_weights), d_inputs.mul_(row_weights), d_weights
 
 
+def _expert_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, routing: Routing) -> torch.Tensor:
+    """The expert linears' forward: each assignment's x W_e + b_e, combined per token with its weights."""
+    xs = x.index_select(0, routing.tokens)
+    ys = x.new_empty(xs.shape[0], weight.shape[-1])
+    for e, rows in _slices(routing.counts):
+        torch.addmm(bias[e], xs[rows], weight[e], out=ys[rows])
+    return torch.sparse.mm(routing.combine_matrix(routing.weights_t.detach()), ys)
+
+
 class _ExpertLinearFn(torch.autograd.Function):
     """y[n] = sum over token n's assignments of w * (x[n] W_e + b_e) (see module docstring).
 
@@ -311,13 +322,9 @@ class _ExpertLinearFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, weights_t, routing):
-        xs = x.index_select(0, routing.tokens)
-        ys = x.new_empty(xs.shape[0], weight.shape[-1])
-        for e, rows in _slices(routing.counts):
-            torch.addmm(bias[e], xs[rows], weight[e], out=ys[rows])
         ctx.save_for_backward(x, weight, bias, weights_t)
         ctx.routing = routing
-        return torch.sparse.mm(routing.combine_matrix(weights_t.detach()), ys)
+        return _expert_linear(x, weight, bias, routing)
 
     @staticmethod
     def backward(ctx, g):
