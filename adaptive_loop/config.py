@@ -28,6 +28,7 @@ from adaptive_loop.config_loading import from_dict
 from adaptive_loop.data.pipeline import DataConfig
 from adaptive_loop.errors import ConfigError
 from adaptive_loop.model import LoopCTRConfig, ModelConfig, config_from_dict, own_keys
+from adaptive_loop.model.memory import DEFAULT_EVAL_MEMORY_MB
 
 
 @dataclass
@@ -61,7 +62,18 @@ class TrainConfig:
 
     epochs: int = field(default=10, metadata={"help": "Maximum number of passes over the training split."})
     batch_size: int = field(default=1024, metadata={"help": "Training batch size (rows)."})
-    eval_batch_size: int = field(default=8192, metadata={"help": "Batch size for validation, evaluation and traces."})
+    eval_batch_size: int = field(
+        default=8192,
+        metadata={"help": "Upper bound on the rows of one validation, evaluation, trace or scoring batch; the batch "
+                  "actually used is the smaller of this and the rows whose activations fit eval_memory_mb."},
+    )
+    eval_memory_mb: float = field(
+        default=DEFAULT_EVAL_MEMORY_MB,
+        metadata={"help": "Memory budget (MB) for the activations of one validation, evaluation, trace or scoring "
+                  "batch: the batch is derived from it and the model's size per row (tokens x width x streams x "
+                  "experts, attention maps [heads, T, T]; adaptive_loop.model.memory), so peak memory stays bounded "
+                  "whatever the data's size and sequence length. Raise it for larger, slightly faster batches."},
+    )
     optimizer: str = field(default="adamw", metadata={"help": "'adamw' or 'adam' (FuxiCTR/BARS train with Adam)."})
     lr: float = field(default=1e-3, metadata={"help": "Learning rate (the starting one when lr_schedule is 'plateau')."})
     weight_decay: float = field(
@@ -121,6 +133,8 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be >= 1, got {value}")
         if not self.lr > 0:
             raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+        if isinstance(self.eval_memory_mb, bool) or not isinstance(self.eval_memory_mb, (int, float)) or not self.eval_memory_mb > 0:
+            raise ConfigError(f"train.eval_memory_mb must be a number of megabytes > 0, got {self.eval_memory_mb!r}")
         for name in ("weight_decay", "grad_clip", "min_delta", "embedding_l2", "dense_l2", "min_lr"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")

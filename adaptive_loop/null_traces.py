@@ -137,7 +137,7 @@ def mc_dropout_traces(
             trace = build_trace(
                 run.model, split_data, depth, dataset=run.config.data.dataset, split=split,
                 model_config=run.config.to_dict()["model"], hidden=False, batch_size=run.config.train.eval_batch_size,
-                device=run.device, categorical_names=[f.name for f in run.spec.categorical],
+                memory_mb=run.config.train.eval_memory_mb, device=run.device, categorical_names=[f.name for f in run.spec.categorical],
             )
             paths.append(save_trace(trace, out / files[k]))
     write_json(out / MANIFEST, asdict(manifest))

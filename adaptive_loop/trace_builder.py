@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from adaptive_loop.data.batch import EncodedData
+from adaptive_loop.model.memory import DEFAULT_EVAL_MEMORY_MB, rows_within_budget
 from adaptive_loop.trace import DepthTrace, TraceMeta
 from adaptive_loop.training.per_depth import predict_depths
 
@@ -51,10 +52,15 @@ def build_trace(
     device: torch.device | str = "cpu",
     categorical_names: list[str] | None = None,
     progress: bool = False,
+    memory_mb: float | None = DEFAULT_EVAL_MEMORY_MB,
 ) -> DepthTrace:
-    """Logits (and hidden summaries) at depths 0..max_depth for every row of `data`."""
+    """Logits (and hidden summaries) at depths 0..max_depth for every row of `data`.
+
+    Batches hold at most `batch_size` rows whose activations fit `memory_mb` MB (see `predict_depths`).
+    """
     logits, hidden_arr = predict_depths(
-        model, data, max_depth, batch_size, hidden=hidden, device=device, progress=progress, desc=f"trace {split}"
+        model, data, max_depth, batch_size, hidden=hidden, device=device, progress=progress, desc=f"trace {split}",
+        memory_mb=memory_mb,
     )
     flops = model.flops()
     meta = TraceMeta(
@@ -100,13 +106,16 @@ def stepwise_outputs(model: torch.nn.Module, batch, max_depth: int) -> tuple[np.
     return (torch.stack(logits, 1).float().cpu().numpy(), torch.stack(hidden, 1).float().cpu().numpy())
 
 
-def trace_from_model(model: torch.nn.Module, data: EncodedData, max_depth: int, meta: TraceMeta, batch_size: int = 4096,
-                     progress: bool = False) -> DepthTrace:
+def trace_from_model(model: torch.nn.Module, data: EncodedData, max_depth: int, meta: TraceMeta, batch_size: int = 8192,
+                     progress: bool = False, memory_mb: float | None = DEFAULT_EVAL_MEMORY_MB) -> DepthTrace:
     """An in-memory `DepthTrace` of `data` built with the step-wise API (same numbers as `build_trace`).
 
     `meta` is a `TraceMeta` (FLOPs and provenance). Side columns come from
-    `side_features`, as in a written trace.
+    `side_features`, as in a written trace. Batches hold at most `batch_size` rows whose
+    activations fit `memory_mb` MB (None = exactly `batch_size` rows).
     """
+    if memory_mb is not None:
+        batch_size = rows_within_budget(model, memory_mb, batch_size, depth=max_depth, hidden=True)
     parts_z, parts_h = [], []
     total = (len(data) + batch_size - 1) // batch_size
     for batch in tqdm(data.iter_batches(batch_size), total=total, disable=not progress, desc="step-wise trace", leave=False):

@@ -58,7 +58,8 @@ def evaluate_run(
     split_data = data if data is not None else load_split(run, split, show_progress=progress)
     depth = _depth_for_model(run, depth)
     logits, _ = predict_depths(
-        run.model, split_data, depth, run.config.train.eval_batch_size, device=run.device, progress=progress
+        run.model, split_data, depth, run.config.train.eval_batch_size, device=run.device, progress=progress,
+        memory_mb=run.config.train.eval_memory_mb,
     )
     rows = per_depth_metrics(split_data.labels, logits, run.model.flops(), groups=split_data.groups, split=split)
     target = Path(out_dir) if out_dir is not None else run.run_dir
@@ -110,6 +111,7 @@ def trace_run(
         model_config=run.config.to_dict()["model"],
         hidden=run.config.trace.hidden if hidden is None else hidden,
         batch_size=run.config.train.eval_batch_size,
+        memory_mb=run.config.train.eval_memory_mb,
         device=run.device,
         categorical_names=[f.name for f in run.spec.categorical],
         progress=progress,

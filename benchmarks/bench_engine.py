@@ -58,7 +58,8 @@ from adaptive_loop.io import atomic_path, write_json
 from adaptive_loop.model import LoopCTRConfig, build_model, config_class, config_from_dict
 from adaptive_loop.trace import DepthTrace, TraceMeta
 from adaptive_loop.trace_builder import build_trace
-from controllers.base import Controller, IncrementalController, StepView
+from controllers.base import Controller, StepView
+from controllers.incremental import IncrementalController
 from controllers.registry import make_controller
 
 RESULTS = Path(__file__).resolve().parent / "results"

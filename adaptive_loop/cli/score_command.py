@@ -11,11 +11,13 @@
 fitted on `--calibration-trace` and calibrated there to `--budget` FLOPs/sample or to
 `--budget-depth` (the cost of a fixed depth, may be fractional). `--data` is a parquet
 file/folder/glob, a CSV/TSV file, or a split of the run's own dataset (train, valid, test).
-Rows are encoded with the run's encoder (unseen categories -> OOV), scored in batches of
-`--batch-size` with the adaptive engine and written atomically to `--out` (.parquet or
-.csv): id, label (when the data has labels), prob, logit, depth, exits, controller_flops,
-flops. A summary (rows/s, mean depth and FLOPs, depth histogram, AUC when labelled) is
-printed and written beside the output as `<out>.summary.json`.
+Rows are encoded with the run's encoder (unseen categories -> OOV), scored with the adaptive
+engine in batches of at most `--batch-size` rows whose activations fit `--memory-mb` MB
+(defaults: the run's `train.eval_batch_size` and `train.eval_memory_mb`), and written
+atomically to `--out` (.parquet or .csv): id, label (when the data has labels), prob, logit,
+depth, exits, controller_flops, flops. A summary (rows/s, mean depth and FLOPs, depth
+histogram, AUC when labelled) is printed and written beside the output as
+`<out>.summary.json`.
 """
 
 from __future__ import annotations
@@ -42,7 +44,12 @@ def add_subcommand(subparsers: Any) -> None:
     budget.add_argument("--budget-depth", type=float, help="calibrate a named controller to the cost of this fixed depth")
     p.add_argument("--data", required=True, help="parquet file/folder/glob, CSV/TSV file, or split name (train, valid, test)")
     p.add_argument("--out", required=True, type=Path, help="output file (.parquet or .csv)")
-    p.add_argument("--batch-size", type=int, default=4096, help="rows scored at a time (default 4096)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="at most this many rows scored at a time (default: the run's train.eval_batch_size); fewer when "
+                        "they would not fit the memory budget")
+    p.add_argument("--memory-mb", type=float, default=None,
+                   help="memory budget (MB) for one batch's activations, from which the batch is derived "
+                        "(default: the run's train.eval_memory_mb)")
     p.add_argument("--share-sequence", action="store_true",
                    help="compute the sequence side once per distinct behaviour sequence in a batch (same results)")
     p.add_argument("--extra-column", action="append", default=[], metavar="NAME",
@@ -61,13 +68,13 @@ def run(args: argparse.Namespace) -> int:
     """
     from adaptive_loop.cli.controllers_command import parse_params
     from adaptive_loop.engine.controller_source import check_trace_matches_model, resolve_controller
-    from adaptive_loop.engine.dataset import iter_scoring_chunks, score_stream
+    from adaptive_loop.engine.dataset import iter_scoring_chunks, score_stream, scoring_batch_rows
     from adaptive_loop.engine.scorer import AdaptiveScorer
     from adaptive_loop.errors import ConfigError
     from adaptive_loop.io import write_json
     from adaptive_loop.runs import load_run
 
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     controller, origin = resolve_controller(
         args.controller, parse_params(args.param), args.calibration_trace, args.budget, args.budget_depth
@@ -79,10 +86,11 @@ def run(args: argparse.Namespace) -> int:
 
         save_controller(controller, args.save_controller)
     scorer = AdaptiveScorer(run_info.model, controller, share_sequence=args.share_sequence)
-    chunks, total = iter_scoring_chunks(run_info, args.data, args.batch_size, tuple(args.extra_column))
+    batch_size = scoring_batch_rows(run_info, scorer, args.batch_size, args.memory_mb)
+    chunks, total = iter_scoring_chunks(run_info, args.data, batch_size, tuple(args.extra_column))
     summary = score_stream(scorer, chunks, args.out, total_rows=total, progress=not args.no_progress, device=run_info.device)
     summary.extra.update(
-        run=str(run_info.run_dir), data=str(args.data), batch_size=args.batch_size, controller=controller.name,
+        run=str(run_info.run_dir), data=str(args.data), batch_size=batch_size, controller=controller.name,
         knob={controller.budget_param: controller.knob}, controller_origin=origin.kind, controller_source=origin.source,
         budget=origin.budget,
     )

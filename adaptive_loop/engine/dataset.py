@@ -1,6 +1,6 @@
 """Scoring a whole dataset in batches: bounded memory, a progress bar, atomic output files.
 
-    summary = score_dataset("runs/frappe", controller, "new_rows.parquet", "scores.parquet", batch_size=4096)
+    summary = score_dataset("runs/frappe", controller, "new_rows.parquet", "scores.parquet")
 
 Input (`data`): a parquet file, folder or glob (read row group by row group,
 `adaptive_loop.data.streaming`), a CSV/TSV file (read in chunks of `batch_size` rows by
@@ -300,25 +300,50 @@ def _delimited_chunks(frames: Iterator[Any], encoder: Any, extras: Sequence[str]
         yield encoded
 
 
+def scoring_batch_rows(run: Any, scorer: AdaptiveScorer, batch_size: int | None = None,
+                       memory_mb: float | None = None) -> int:
+    """Rows per scoring batch: at most `batch_size` (default the run's `train.eval_batch_size`), fewer when
+    the activations of that many rows would not fit `memory_mb` MB (default the run's `train.eval_memory_mb`).
+
+    The budget bounds the scorer's peak memory whatever the data's sequence length
+    (`adaptive_loop.model.memory`); rows are independent, so the batch size never changes a row's result.
+    """
+    from adaptive_loop.model.memory import rows_within_budget
+
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+    if memory_mb is not None and not memory_mb > 0:
+        raise ConfigError(f"--memory-mb must be > 0, got {memory_mb}")
+    cap = run.config.train.eval_batch_size if batch_size is None else batch_size
+    budget = run.config.train.eval_memory_mb if memory_mb is None else memory_mb
+    return rows_within_budget(scorer.model, budget, cap, depth=scorer.max_depth, hidden=scorer.needs_hidden)
+
+
 # --------------------------------------------------------------------------- one call
 def score_dataset(
     run_dir: str | Path,
     controller: Any,
     data: str | Path,
     out_path: str | Path,
-    batch_size: int = 4096,
+    batch_size: int | None = None,
     *,
+    memory_mb: float | None = None,
     checkpoint: str = "best",
     share_sequence: bool = False,
     extras: Sequence[str] = (),
     fmt: str | None = None,
     progress: bool = False,
 ) -> ScoreSummary:
-    """Score `data` with the run's model and a fitted `controller`; write `out_path` atomically."""
+    """Score `data` with the run's model and a fitted `controller`; write `out_path` atomically.
+
+    Batches hold at most `batch_size` rows whose activations fit `memory_mb` MB (defaults: the
+    run's `train.eval_batch_size` and `train.eval_memory_mb`; see `scoring_batch_rows`).
+    """
     from adaptive_loop.runs import load_run
 
     run = load_run(run_dir, checkpoint=checkpoint)
     scorer = AdaptiveScorer(run.model, controller, share_sequence=share_sequence)
+    batch_size = scoring_batch_rows(run, scorer, batch_size, memory_mb)
     chunks, total = iter_scoring_chunks(run, data, batch_size, extras)
     summary = score_stream(scorer, chunks, out_path, fmt=fmt, total_rows=total, progress=progress, device=run.device)
     summary.extra.update(run=str(run.run_dir), data=str(data), batch_size=int(batch_size),

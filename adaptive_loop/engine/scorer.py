@@ -15,7 +15,11 @@ step runs on a dense batch of exactly the rows that need it:
   when the controller reads the depth-0 prediction); rows are gathered once, sorted by
   decided depth (deepest first), so each depth bucket is a contiguous block and step t runs
   on the leading block of rows that need more than t steps - slices, not gathers, and no
-  per-step control flow; each bucket evaluates the Exit once at its depth.
+  per-step control flow; each bucket evaluates the Exit once at its depth. When the state
+  can be concatenated (`SandwichState.concat`), the buckets' final states are put together
+  and the Exit runs once on all of them after the last loop step: the same Exit
+  evaluations per row, in one call instead of one per depth (at small batches each call's
+  fixed cost is a large share of an Exit on a few rows).
 
 Costs are counted from what ran: Entry, `depth` Loop steps and every Exit evaluation per
 row, plus the controller's own FLOPs (accumulated online by incremental rules in
@@ -276,6 +280,8 @@ class AdaptiveScorer:
         if np.any(order != np.arange(n)):
             state = state.subset(torch.from_numpy(order).to(_device_of_state(state)))
         deepest = int(depth.max())
+        concat = getattr(type(state), "concat", None)
+        finished: list[tuple[np.ndarray, Any]] = []  # (rows, final state) of buckets whose Exit is deferred
         for t in range(deepest + 1):
             lo, hi = int(n_ge[t + 1]), int(n_ge[t])
             if hi > lo:
@@ -284,13 +290,22 @@ class AdaptiveScorer:
                     logits[rows] = z0[rows]
                 else:
                     part = state if (lo == 0 and hi == len(state)) else state.subset(slice(lo, hi))
-                    logits[rows] = stepper.exit(part).float().cpu().numpy()
+                    if concat is not None and t < deepest:
+                        finished.append((rows, concat([part])))  # a copy: the deeper rows' state can be freed
+                    else:
+                        finished.append((rows, part))
                     exits[rows] += 1
             if t == deepest:
                 break
             if lo < len(state):
                 state = state.subset(slice(0, lo))
             state = stepper.loop_step(state)
+        if concat is not None and len(finished) > 1:
+            rows = np.concatenate([r for r, _ in finished])
+            logits[rows] = stepper.exit(concat([s for _, s in finished])).float().cpu().numpy()
+        else:
+            for rows, part in finished:
+                logits[rows] = stepper.exit(part).float().cpu().numpy()
         return logits, depth, exits, cflops, n_seq
 
 

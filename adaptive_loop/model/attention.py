@@ -30,6 +30,7 @@ candidate's global tokens attend them (`adaptive_loop.model.shared_sequence`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -178,16 +179,26 @@ def structure_mask(n_seq: int, n_glb: int, mode: str, device: torch.device | Non
     - 'seq_global': block-diagonal, each group attends only within itself (Entry's grouped attention).
     - 'prefix': sequence tokens attend sequence tokens; global tokens attend all (Loop block).
     - 'full': everything attends everything.
+
+    The masks are built once per shape and kept (every loop step and Exit asks for the same
+    one; at small batches the few ops that build it are a visible share of a step). The
+    returned tensor is shared: do not modify it in place.
     """
-    t = n_seq + n_glb
-    is_seq = torch.arange(t, device=device) < n_seq
-    if mode == "full":
-        return torch.ones(t, t, dtype=torch.bool, device=device)
-    if mode == "seq_global":
-        return is_seq[:, None] == is_seq[None, :]
-    if mode == "prefix":
+    if mode not in ("full", "seq_global", "prefix"):
+        raise ValueError(f"unknown attention mask mode {mode!r}")
+    return _structure_mask(n_seq, n_glb, mode, torch.device("cpu") if device is None else torch.device(device))
+
+
+@functools.lru_cache(maxsize=64)
+def _structure_mask(n_seq: int, n_glb: int, mode: str, device: torch.device) -> torch.Tensor:
+    with torch.inference_mode(False):  # a normal tensor, usable in training even if first built in inference mode
+        t = n_seq + n_glb
+        is_seq = torch.arange(t, device=device) < n_seq
+        if mode == "full":
+            return torch.ones(t, t, dtype=torch.bool, device=device)
+        if mode == "seq_global":
+            return is_seq[:, None] == is_seq[None, :]
         return ~is_seq[:, None] | is_seq[None, :]
-    raise ValueError(f"unknown attention mask mode {mode!r}")
 
 
 def attention_mask(structure: torch.Tensor, valid_kv: torch.Tensor) -> torch.Tensor:

