@@ -270,13 +270,13 @@ class Trainer:
         seconds = time.perf_counter() - started
         bce_sum, aux_sum, seen = (float(v) for v in dist_utils.all_reduce_sum(totals, self.dist, self.device))
         seconds = dist_utils.all_reduce_max(seconds, self.dist, self.device)
-        aucs, loglosses = self.validate()
-        bce_mean, aux_mean = bce_sum / max(seen, 1), aux_sum / max(seen, 1)
-        routed_auc, monitor = None, self.monitor.value(aucs, loglosses)
+        routed_auc = None
         if self.routing is not None:  # hook: routed validation AUC (the monitor with train.routing.monitor)
-            routed_auc = self.validate_routed()
-            if cfg.routing.monitor:
-                monitor = routed_auc
+            aucs, loglosses, routed_auc = self.validate_routed()
+        else:
+            aucs, loglosses = self.validate()
+        bce_mean, aux_mean = bce_sum / max(seen, 1), aux_sum / max(seen, 1)
+        monitor = routed_auc if routed_auc is not None and cfg.routing.monitor else self.monitor.value(aucs, loglosses)
         return EpochRecord(
             epoch=epoch,
             train_loss=float(bce_mean + aux_weight * aux_mean),
@@ -305,14 +305,20 @@ class Trainer:
         rows = per_depth_metrics(labels, logits, self.model.flops())
         return [r.auc for r in rows], [r.logloss for r in rows]
 
-    def validate_routed(self) -> float:
-        """AUC on the validation split of every row at the depth the router sends it to (train.routing)."""
+    def validate_routed(self) -> tuple[list[float], list[float], float]:
+        """`validate`'s per-depth AUC and logloss plus the AUC of every row at the depth the router sends it to.
+
+        One pass with hidden summaries (the router reads them); train.routing only.
+        """
         data = self.data.valid
         if isinstance(data, ParquetSplit):
             raise ConfigError("train.routing validates in memory; streamed validation splits are not supported")
         logits, hidden = predict_depths(self.model, data, self.model.train_loops, self.config.train.eval_batch_size,
                                         hidden=True, device=self.device)
-        return self.routing.routed_auc(data.labels, logits, hidden)[0]
+        check_monitor_defined(data.labels, self.monitor, self.config.train.monitor, "validation")
+        rows = per_depth_metrics(data.labels, logits, self.model.flops())
+        routed_auc = self.routing.routed_auc(data.labels, logits, hidden)[0]
+        return [r.auc for r in rows], [r.logloss for r in rows], routed_auc
 
     def predict(self, data: EncodedData | ParquetSplit, max_depth: int) -> tuple[np.ndarray, np.ndarray]:
         """(labels, logits [n, K+1]) of a whole split; each rank predicts a shard and the shards are gathered."""
