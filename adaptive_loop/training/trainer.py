@@ -97,6 +97,9 @@ class Trainer:
         if config.train.routing.enabled and (dist.enabled or config.train.halting.enabled):
             raise ConfigError("train.routing runs in a single process and without train.halting (one depth mechanism per run)")
         self.routing = build_joint_routing(config.train.routing, self.model, config.train.batch_size, self.device)
+        if self.routing is not None and isinstance(data.valid, ParquetSplit):
+            raise ConfigError("train.routing validates in memory (the router reads every row's summaries); "
+                              "streamed validation splits are not supported")
         if self.routing is not None and config.train.routing.monitor and not self.monitor.maximise:
             raise ConfigError(f"train.routing.monitor follows the routed validation AUC (maximised) but train.monitor="
                               f"{config.train.monitor!r} is minimised; use an AUC monitor or train.routing.monitor=false")
@@ -310,9 +313,7 @@ class Trainer:
 
         One pass with hidden summaries (the router reads them); train.routing only.
         """
-        data = self.data.valid
-        if isinstance(data, ParquetSplit):
-            raise ConfigError("train.routing validates in memory; streamed validation splits are not supported")
+        data = self.data.valid  # in memory: checked when the trainer was built
         logits, hidden = predict_depths(self.model, data, self.model.train_loops, self.config.train.eval_batch_size,
                                         hidden=True, device=self.device)
         check_monitor_defined(data.labels, self.monitor, self.config.train.monitor, "validation")
