@@ -44,9 +44,7 @@ RULE_FLOPS = 2.0  # subtract theta_t, compare
 
 def load_router(checkpoint: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """(numpy router weights, layout) from a training checkpoint of a run with `train.routing`."""
-    import torch  # noqa: F401  (the checkpoint holds tensors)
-
-    from adaptive_loop.model.halting import HaltingHead
+    from adaptive_loop.model.halting import HaltingHead  # torch: imported only to read the checkpoint
 
     payload = load_checkpoint(checkpoint)
     joint = payload.get("routing")
