@@ -232,9 +232,11 @@ def plot(path: Path, records: dict[str, dict[str, Any]]) -> Path:
     return write_with(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
-def markdown(records: dict[str, dict[str, Any]], command: str) -> str:
+def markdown(records: dict[str, dict[str, Any]]) -> str:
+    """The report: one table row per dataset, then each dataset's details and the command that made it."""
+    commands = [f"- {name}: `{r['details']['runs'].get('command', '?')}`" for name, r in records.items()]
     lines = ["# Depth routing trained with the model vs process supervision (equal mean FLOPs)", "",
-             f"Command: `{command}`", "",
+             "Commands (each dataset's record is kept between invocations):", "", *commands, "",
              "Budget: the mean cost of fixed depth 1 of the process-supervised model (test). `routed`: the router as a "
              "per-sample controller, calibrated on validation to the budget. `CI`: paired bootstrap 95% interval of "
              "AUC(routed) - AUC(fixed-depth frontier at the budget). `best post-hoc`: the best controller on the "
@@ -309,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             shared = run_overrides(name, args)
             routed_sets = shared + ["train.routing.mode=expert_choice", f"train.routing.capacity=[{', '.join(map(str, capacity))}]"]
-            provenance: dict[str, Any] = {"config": CONFIGS[name], "capped": bool(name in args.epoch_caps or name in args.step_caps)}
+            provenance: dict[str, Any] = {"config": CONFIGS[name], "command": command,
+                                          "capped": bool(name in args.epoch_caps or name in args.step_caps)}
             if provenance["capped"]:
                 provenance["cap_text"] = ", ".join(
                     t for t in (f"epochs <= {args.epoch_caps[name]}" if name in args.epoch_caps else "",
@@ -330,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         write_json(args.out / f"{STEM}.json", {k: {f: r[f] for f in ("mean_flops", "routed_auc", "frontier_auc", "ci", "best_posthoc_auc")}
                                                | {"details": r["details"]} for k, r in records.items()})
-        write_text(args.out / f"{STEM}.md", markdown(records, command))
+        write_text(args.out / f"{STEM}.md", markdown(records))
         plot(args.out / f"{STEM}.png", records)
     except AdaptiveLoopError as exc:
         print(f"error: {exc}", file=sys.stderr)
