@@ -277,7 +277,9 @@ def markdown(records: dict[str, dict[str, Any]]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", action="append", required=True, choices=sorted(CONFIGS), help="dataset (repeatable)")
+    p.add_argument("--dataset", action="append", required=True,
+                   help=f"dataset (repeatable): {', '.join(sorted(CONFIGS))}, or any name given a --config")
+    p.add_argument("--config", action="append", help="NAME=CONFIG: train the runs of NAME from this config (built-in name or YAML)")
     p.add_argument("--ps-run", action="append", help="NAME=DIR: a finished process-supervised run to use")
     p.add_argument("--routed-run", action="append", help="NAME=DIR: a finished routed run to use")
     p.add_argument("--runs-dir", type=Path, default=Path("runs/routing"), help="where missing runs are trained")
@@ -302,6 +304,10 @@ def main(argv: list[str] | None = None) -> int:
         ps_runs, routed_runs = named(args.ps_run, "--ps-run"), named(args.routed_run, "--routed-run")
         capacity = [float(v) for v in args.capacity.split(",")]
         args.posthoc = args.posthoc or list(POSTHOC)
+        configs = {**CONFIGS, **named(args.config, "--config")}
+        unknown = [n for n in args.dataset if n not in configs]
+        if unknown:
+            raise ConfigError(f"no config for dataset(s) {unknown}: use {', '.join(sorted(CONFIGS))} or give --config NAME=CONFIG")
         command = "python benchmarks/routing.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
         for name in dict.fromkeys(args.dataset):
             folder = args.runs_dir / name
@@ -311,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             shared = run_overrides(name, args)
             routed_sets = shared + ["train.routing.mode=expert_choice", f"train.routing.capacity=[{', '.join(map(str, capacity))}]"]
-            provenance: dict[str, Any] = {"config": CONFIGS[name], "command": command,
+            provenance: dict[str, Any] = {"config": configs[name], "command": command,
                                           "capped": bool(name in args.epoch_caps or name in args.step_caps)}
             if provenance["capped"]:
                 provenance["cap_text"] = ", ".join(
@@ -319,17 +325,15 @@ def main(argv: list[str] | None = None) -> int:
                                 f"<= {args.step_caps[name]} steps/epoch" if name in args.step_caps else "") if t)
             ps_dir = Path(ps_runs[name]) if name in ps_runs else folder / "process_supervised"
             routed_dir = Path(routed_runs[name]) if name in routed_runs else folder / "routed"
-            provenance["process_supervised"] = {"dir": str(ps_dir), **({} if name in ps_runs else ensure_run(ps_dir, CONFIGS[name], shared))}
-            provenance["routed"] = {"dir": str(routed_dir), **({} if name in routed_runs else ensure_run(routed_dir, CONFIGS[name], routed_sets))}
+            provenance["process_supervised"] = {"dir": str(ps_dir), **({} if name in ps_runs else ensure_run(ps_dir, configs[name], shared))}
+            provenance["routed"] = {"dir": str(routed_dir), **({} if name in routed_runs else ensure_run(routed_dir, configs[name], routed_sets))}
             record = evaluate(name, ps_dir, routed_dir, provenance, args)
             write_json(record_path, record)
             print(f"{name}: routed {record['routed_auc']:.5f} vs frontier {record['frontier_auc']:.5f} at "
                   f"{record['mean_flops']:,.0f} FLOPs, CI [{record['ci'][0]:+.5f}, {record['ci'][1]:+.5f}]", file=sys.stderr)
-        records = {}
-        for name in CONFIGS:  # every finished dataset, also from earlier invocations
-            path = args.runs_dir / name / "record.json"
-            if path.is_file():
-                records[name] = json.loads(path.read_text(encoding="utf-8"))
+        records = {}  # every finished dataset under --runs-dir, also from earlier invocations
+        for path in sorted(args.runs_dir.glob("*/record.json")):
+            records[path.parent.name] = json.loads(path.read_text(encoding="utf-8"))
         args.out.mkdir(parents=True, exist_ok=True)
         write_json(args.out / f"{STEM}.json", {k: {f: r[f] for f in ("mean_flops", "routed_auc", "frontier_auc", "ci", "best_posthoc_auc")}
                                                | {"details": r["details"]} for k, r in records.items()})
