@@ -138,6 +138,11 @@ def evaluate(name: str, ps_dir: Path, routed_dir: Path, provenance: dict[str, An
     mix = mixture_depths(frontier, ps_test.n_samples, budget, args.seed)
     ci = paired_bootstrap_auc_diff(y, routed_logits, ps_test.logits[np.arange(ps_test.n_samples), mix],
                                    n_resamples=args.bootstrap, seed=args.seed)
+    # does the router beat fixed depths of its own model? (separates routing from the training change)
+    own = fixed_frontier(ro_test)
+    own_mix = mixture_depths(own, ro_test.n_samples, decision.mean_cost, args.seed)
+    own_ci = paired_bootstrap_auc_diff(y, routed_logits, ro_test.logits[np.arange(ro_test.n_samples), own_mix],
+                                       n_resamples=args.bootstrap, seed=args.seed)
 
     # batch top-k (as trained) vs the per-sample rules, on test
     layout_batch = int(load_config(routed_dir / "config.yaml", saved_run=True).train.batch_size)
@@ -188,6 +193,8 @@ def evaluate(name: str, ps_dir: Path, routed_dir: Path, provenance: dict[str, An
             "routed_depth_share_test": (np.bincount(decision.depth, minlength=n_depths) / decision.depth.size).tolist(),
             "routed_shift": float(router.shift),
             "diff_vs_mixture": ci.estimate,
+            "routed_own_frontier_auc": float(own.auc_at(decision.mean_cost)),
+            "routed_vs_own_frontier_ci": [own_ci.low, own_ci.high],
             "prob_not_positive": ci.prob_not_positive,
             "best_posthoc": None if best is None else {"controller": best.controller, "auc": best.auc, "mean_cost": best.mean_cost,
                                                        "ci_vs_mixture": [best.diff_low, best.diff_high]},
@@ -260,6 +267,10 @@ def markdown(records: dict[str, dict[str, Any]]) -> str:
         lines += [f"### {name}", "",
                   f"- test AUC by depth, process-supervised: {', '.join(f'{a:.5f}' for a in d['ps_test_auc_by_depth'])}",
                   f"- test AUC by depth, routed model: {', '.join(f'{a:.5f}' for a in d['routed_test_auc_by_depth'])}",
+                  (f"- the router against its own model's fixed-depth frontier at its test cost: "
+                   f"{r['routed_auc']:.5f} vs {d['routed_own_frontier_auc']:.5f}, CI [{d['routed_vs_own_frontier_ci'][0]:+.5f}, "
+                   f"{d['routed_vs_own_frontier_ci'][1]:+.5f}]" if "routed_own_frontier_auc" in d else
+                   "- the router against its own model's fixed depths: not computed in this record"),
                   f"- capacity {d['capacity']}; at the budget the router sends test rows to depths 0..L in shares "
                   f"{', '.join(f'{s:.3f}' for s in d['routed_depth_share_test'])} (shift {d['routed_shift']:+.4f})",
                   f"- batch top-k (batches of {b['batch_size']}) vs per-sample capacity thresholds: same depth for "

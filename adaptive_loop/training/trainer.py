@@ -178,9 +178,11 @@ class Trainer:
     def _report(self, epoch: int, record: EpochRecord, improved: bool) -> None:
         if self.progress:
             aucs = " ".join(f"{a:.4f}" for a in record.valid_auc)
+            routed = self.routing is not None and self.config.train.routing.monitor
+            label = "routed valid AUC" if routed else self.config.train.monitor  # hook: train.routing
             tqdm.write(
                 f"epoch {epoch + 1}/{self.config.train.epochs}: loss {record.train_loss:.4f}  "
-                f"valid AUC by depth [{aucs}]  {self.config.train.monitor}={record.monitor:.4f}"
+                f"valid AUC by depth [{aucs}]  {label}={record.monitor:.4f}"
                 f"{'  (best)' if improved else ''}  {record.samples_per_second:,.0f} samples/s"
             )
 
