@@ -52,6 +52,84 @@ class HaltingConfig:
             raise ConfigError(f"train.halting.eps must lie in (0, 1), got {self.eps!r}")
 
 
+ROUTING_MODES = ("off", "expert_choice", "token_choice")  # adaptive_loop.training.routing
+
+
+@dataclass
+class RoutingConfig:
+    """Depth routing trained with the model (Mixture-of-Recursions style; see `adaptive_loop.training.routing`); off by default.
+
+    After each loop step t < L a small router reads the detached hidden summary h_t and
+    scores every row; the rows it selects run step t+1, the others exit at depth t and are
+    trained by the BCE at that depth only. `capacity[t]` is the share of the whole batch that
+    runs step t+1 (expert choice keeps exactly that share by top-k; token choice lets each
+    row decide and pushes the mean towards it with a balancing loss).
+    """
+
+    mode: str = field(
+        default="off",
+        metadata={"help": "'off', 'expert_choice' (top-k of the router score among the running rows keeps capacity[t] of the "
+                  "batch after step t) or 'token_choice' (a row continues when its router probability >= 0.5; a balancing "
+                  "loss keeps the mean near capacity[t])."},
+    )
+    capacity: tuple[float, ...] = field(
+        default=(),
+        metadata={"help": "Share of the batch that runs loop step t+1, for t = 0..L-1 (non-increasing, in [0, 1]); "
+                  "empty = halving, (1/2, 1/4, ...). The mean loop count is their sum."},
+    )
+    hidden: int = field(default=16, metadata={"help": "Hidden width of the router MLP (0 = linear router)."})
+    process_weight: float = field(
+        default=0.1,
+        metadata={"help": "Weight of the process-supervision term (mean BCE over every depth, every row) added to the "
+                  "exit-depth BCE: keeps every depth's Exit usable (the router's calibration and later re-budgeting move "
+                  "rows between depths)."},
+    )
+    selection_weight: float = field(
+        default=0.1,
+        metadata={"help": "Expert choice: weight of the auxiliary BCE that trains sigmoid(router score) to predict the "
+                  "top-k selection, so a per-sample threshold can replace the batch top-k at inference."},
+    )
+    balance_weight: float = field(
+        default=1.0,
+        metadata={"help": "Token choice: weight of the balancing loss sum_t (mean continue probability - capacity[t])^2."},
+    )
+    monitor: bool = field(
+        default=True,
+        metadata={"help": "Early stopping and the best checkpoint follow the routed validation AUC (every row at the depth "
+                  "the batch top-k / token rule sends it to, in batches of train.batch_size) instead of train.monitor."},
+    )
+
+    def __post_init__(self) -> None:
+        if self.mode not in ROUTING_MODES:
+            raise ConfigError(f"train.routing.mode={self.mode!r} is not one of {', '.join(ROUTING_MODES)}")
+        self.capacity = tuple(float(c) for c in self.capacity)
+        if any(not 0.0 <= c <= 1.0 for c in self.capacity):
+            raise ConfigError(f"train.routing.capacity must hold shares in [0, 1], got {list(self.capacity)}")
+        if any(b > a for a, b in zip(self.capacity, self.capacity[1:])):
+            raise ConfigError(f"train.routing.capacity must be non-increasing (rows that exit never come back), got {list(self.capacity)}")
+        for name in ("hidden", "process_weight", "selection_weight", "balance_weight"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"train.routing.{name} must be >= 0, got {getattr(self, name)!r}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "off"
+
+    def capacities(self, train_loops: int) -> tuple[float, ...]:
+        """The per-step capacities for L = `train_loops` (the halving default when `capacity` is empty).
+
+        Raises `ConfigError` unless there is one share per loop step 0..L-1.
+        """
+        if not self.capacity:
+            return tuple(0.5 ** (t + 1) for t in range(train_loops))
+        if len(self.capacity) != train_loops:
+            raise ConfigError(
+                f"train.routing.capacity has {len(self.capacity)} shares but the model runs {train_loops} loop steps; "
+                f"give one share per step (t = 0..{train_loops - 1}) or leave it empty"
+            )
+        return self.capacity
+
+
 OPTIMIZERS = ("adamw", "adam")  # built by adaptive_loop.training.optim.build_optimizer
 LR_SCHEDULES = ("constant", "plateau")  # adaptive_loop.training.optim.PlateauSchedule
 
@@ -124,6 +202,7 @@ class TrainConfig:
     device: str = field(default="auto", metadata={"help": "'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:<i>'."})
     progress: bool = field(default=True, metadata={"help": "Show tqdm progress bars."})
     halting: HaltingConfig = field(default_factory=HaltingConfig, metadata={"help": "Joint ACT halting head (off by default)."})
+    routing: RoutingConfig = field(default_factory=RoutingConfig, metadata={"help": "Depth routing trained with the model (off by default)."})
 
     def __post_init__(self) -> None:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size,

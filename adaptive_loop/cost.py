@@ -6,7 +6,8 @@ A sample that entered the model, ran `depth` loop steps, evaluated the Exit bloc
     entry + depth * loop + exits * exit + controller_flops
 
 An incremental controller (confidence, patience, halting head) evaluates the Exit at every
-depth it visits, so `exits = depth + 1`. An up-front controller (depth predictor) pays
+depth it visits, so `exits = depth + 1` (one that reads only hidden summaries, like the jointly trained
+router, evaluates it once, at its stop depth). An up-front controller (depth predictor) pays
 its features and predictor once and evaluates the Exit once at the chosen depth, plus
 once at depth 0 if its features use the depth-0 prediction. Every controller reports its
 cost through this class, so costs are comparable.

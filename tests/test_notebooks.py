@@ -32,6 +32,7 @@ EXPECTED_FILES = {
     "03_controllers": ["run/trace_valid.parquet", "auc_vs_flops.png", "tuning/study.db"],
     "04_bring_your_own_data": ["clicks.csv", "config.yaml", "run/encoder.json", "controller/controller.json",
                                "new_rows.csv", "scores.csv"],
+    "05_depth_routing": ["ps/checkpoints/best.pt", "routed/checkpoints/best.pt", "router/controller.json"],
 }
 
 

@@ -9,7 +9,9 @@ step runs on a dense batch of exactly the rows that need it:
   Exit runs on the rows still active, the controller's `should_stop` sees them through a
   `StepView`, and the rows that continue are gathered (`state.subset`) into a smaller dense
   batch before the next loop step; each row's result is written back to its own position,
-  so the output keeps the input row order;
+  so the output keeps the input row order; a controller that never reads the logit
+  (`exit_every_step = False`, the jointly trained router) sees the summaries only and the
+  Exit runs once per row, on the rows that stop;
 - **up-front controllers** (fixed depth, depth predictors, budgeted allocation):
   `decide_upfront_with_flops` picks every row's depth once (after Entry, and after one Exit
   when the controller reads the depth-0 prediction); rows are gathered once, sorted by
@@ -223,6 +225,8 @@ class AdaptiveScorer:
         ostate = c.start(n, max_depth=k)
         times.controller += time.perf_counter() - tick
         rows = np.arange(n)
+        if not getattr(c, "exit_every_step", True):
+            return self._incremental_without_exits(batch, state, ostate, times, n_seq)
         for t in range(k + 1):
             z = stepper.exit(state)
             hidden = stepper.summarize(state) if self.needs_hidden else None
@@ -248,6 +252,44 @@ class AdaptiveScorer:
             if stop.any():
                 keep = np.flatnonzero(~stop)
                 state = state.subset(torch.from_numpy(keep).to(_device_of(z)))
+                rows = rows[keep]
+            state = stepper.loop_step(state)
+        return logits, depth, exits, np.asarray(ostate.controller_flops, dtype=np.float64).copy(), n_seq
+
+    def _incremental_without_exits(self, batch: Batch, state: Any, ostate: Any, times: StageTimes, n_seq: Any):
+        """Incremental controllers that never read the Exit's logit (`exit_every_step = False`, e.g. the router).
+
+        The controller sees the hidden summaries only; the Exit runs once per row, on the rows
+        that stop, so each row pays one Exit evaluation, as the controller's offline cost says.
+        """
+        n, k, c = len(batch), self.max_depth, self.controller
+        stepper = self.stepper
+        logits = np.zeros(n, dtype=np.float32)
+        depth = np.full(n, -1, dtype=np.int64)
+        exits = np.zeros(n, dtype=np.int64)
+        rows = np.arange(n)
+        for t in range(k + 1):
+            hidden = stepper.summarize(state)
+            tick = time.perf_counter()
+            view = StepView(depth=t, logits=None, row_index=rows, hidden=hidden.float().cpu().numpy())
+            stop = np.asarray(c.should_stop(view, ostate), dtype=bool).reshape(-1)
+            times.controller += time.perf_counter() - tick
+            if stop.shape != (rows.size,):
+                raise ValueError(f"{type(c).__name__}.should_stop returned {stop.shape[0]} values for {rows.size} rows")
+            if stop.any():
+                device = _device_of(hidden)
+                done_state = state if stop.all() else state.subset(torch.from_numpy(np.flatnonzero(stop)).to(device))
+                done = rows[stop]
+                logits[done] = stepper.exit(done_state).float().cpu().numpy()
+                exits[done] += 1
+                depth[done] = t
+            if stop.all():
+                break
+            if t == k:
+                raise RuntimeError(f"{type(c).__name__} left {int((~stop).sum())} rows running past depth K={k}")
+            if stop.any():
+                keep = np.flatnonzero(~stop)
+                state = state.subset(torch.from_numpy(keep).to(_device_of(hidden)))
                 rows = rows[keep]
             state = stepper.loop_step(state)
         return logits, depth, exits, np.asarray(ostate.controller_flops, dtype=np.float64).copy(), n_seq

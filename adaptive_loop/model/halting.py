@@ -91,6 +91,18 @@ class HaltingHead(nn.Module):
             return a.squeeze(-1)
         return self.fc2(torch.relu(a)).squeeze(-1)
 
+    def at_depth(self, x: torch.Tensor, depth: int) -> torch.Tensor:
+        """Logits [B] for inputs [B, f] at one depth: what `forward` gives for that depth's column.
+
+        Step-wise use (a router deciding after each loop step) needs one depth at a time.
+        """
+        if not 0 <= depth < self.n_depths:
+            raise ValueError(f"HaltingHead was built for depths 0..{self.n_depths - 1}, got {depth}")
+        a = self.fc1((x - self.mean) / self.std) + self.depth_bias.weight[depth]
+        if self.fc2 is None:
+            return a.squeeze(-1)
+        return self.fc2(torch.relu(a)).squeeze(-1)
+
     def export(self) -> dict[str, torch.Tensor]:
         """Plain tensors for numpy inference: mean, std, w1 [f, H], b1, e [D, H], w2 [H, 1], b2."""
         out = {

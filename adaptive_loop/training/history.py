@@ -22,6 +22,7 @@ class EpochRecord:
     steps: int
     lr: float = float("nan")  # learning rate used during the epoch (before any plateau cut after it)
     train_penalty: float = 0.0  # mean explicit L2 penalty per step (train.embedding_l2 / dense_l2)
+    valid_routed_auc: float | None = None  # train.routing: validation AUC of every row at its routed depth
 
 
 @dataclass

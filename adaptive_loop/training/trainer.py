@@ -58,6 +58,7 @@ from adaptive_loop.training.oov_dropout import OOVDropout
 from adaptive_loop.training.optim import PlateauSchedule, build_optimizer, current_lr, l2_penalty, split_parameters
 from adaptive_loop.training.per_depth import per_depth_metrics, predict_depths
 from adaptive_loop.training.preflight import check_batch_norm_batches, check_monitor_defined
+from adaptive_loop.training.routing import build_joint_routing
 
 
 class Trainer:
@@ -92,8 +93,19 @@ class Trainer:
         if config.train.halting.enabled and dist.enabled:
             raise ConfigError("train.halting.enabled runs in a single process only (the head is not synchronised across ranks)")
         self.halting = build_joint_halting(config.train.halting, self.model, self.device)
+        # hook: depth routing trained with the model (train.routing, training.routing)
+        if config.train.routing.enabled and (dist.enabled or config.train.halting.enabled):
+            raise ConfigError("train.routing runs in a single process and without train.halting (one depth mechanism per run)")
+        self.routing = build_joint_routing(config.train.routing, self.model, config.train.batch_size, self.device)
+        if self.routing is not None and isinstance(data.valid, ParquetSplit):
+            raise ConfigError("train.routing validates in memory (the router reads every row's summaries); "
+                              "streamed validation splits are not supported")
+        if self.routing is not None and config.train.routing.monitor and not self.monitor.maximise:
+            raise ConfigError(f"train.routing.monitor follows the routed validation AUC (maximised) but train.monitor="
+                              f"{config.train.monitor!r} is minimised; use an AUC monitor or train.routing.monitor=false")
         self.epoch_callbacks = list(epoch_callbacks or [])
         head_params = self.halting.parameters() if self.halting is not None else []
+        head_params += self.routing.parameters() if self.routing is not None else []
         # --- end hooks ---
         # --- hooks: training recipe (training.optim, losses, oov_dropout): optimiser, explicit L2
         #     penalties, LR schedule, per-depth loss weights, OOV dropout ---
@@ -166,9 +178,11 @@ class Trainer:
     def _report(self, epoch: int, record: EpochRecord, improved: bool) -> None:
         if self.progress:
             aucs = " ".join(f"{a:.4f}" for a in record.valid_auc)
+            routed = self.routing is not None and self.config.train.routing.monitor
+            label = "routed valid AUC" if routed else self.config.train.monitor  # hook: train.routing
             tqdm.write(
                 f"epoch {epoch + 1}/{self.config.train.epochs}: loss {record.train_loss:.4f}  "
-                f"valid AUC by depth [{aucs}]  {self.config.train.monitor}={record.monitor:.4f}"
+                f"valid AUC by depth [{aucs}]  {label}={record.monitor:.4f}"
                 f"{'  (best)' if improved else ''}  {record.samples_per_second:,.0f} samples/s"
             )
 
@@ -210,6 +224,10 @@ class Trainer:
         """Forward one batch: (loss to backpropagate, summed per-row BCE, aux loss of the global batch)."""
         reduce = dist_utils.differentiable_sum(self.dist)
         batch = self.oov_dropout(batch)  # hook: training-time OOV replacement (train.oov_dropout)
+        if self.routing is not None:  # hook: routed loss (exit-depth BCE + auxiliary terms)
+            with global_router_statistics(reduce):
+                routed = self.routing.step_loss(self.model, batch, aux_weight)
+            return routed.loss, float(routed.exit_bce.detach()) * len(batch), float(routed.aux.detach())
         with global_router_statistics(reduce):
             out = self.net(batch, return_hidden=self.halting is not None)
         if self.dist.enabled:
@@ -257,8 +275,13 @@ class Trainer:
         seconds = time.perf_counter() - started
         bce_sum, aux_sum, seen = (float(v) for v in dist_utils.all_reduce_sum(totals, self.dist, self.device))
         seconds = dist_utils.all_reduce_max(seconds, self.dist, self.device)
-        aucs, loglosses = self.validate()
+        routed_auc = None
+        if self.routing is not None:  # hook: routed validation AUC (the monitor with train.routing.monitor)
+            aucs, loglosses, routed_auc = self.validate_routed()
+        else:
+            aucs, loglosses = self.validate()
         bce_mean, aux_mean = bce_sum / max(seen, 1), aux_sum / max(seen, 1)
+        monitor = routed_auc if routed_auc is not None and cfg.routing.monitor else self.monitor.value(aucs, loglosses)
         return EpochRecord(
             epoch=epoch,
             train_loss=float(bce_mean + aux_weight * aux_mean),
@@ -266,12 +289,13 @@ class Trainer:
             train_aux=float(aux_mean),
             valid_auc=aucs,
             valid_logloss=loglosses,
-            monitor=self.monitor.value(aucs, loglosses),
+            monitor=monitor,
             seconds=seconds,
             samples_per_second=seen / max(seconds, 1e-9),
             steps=int(steps),
             lr=lr,
             train_penalty=penalty_sum / max(int(steps), 1),
+            valid_routed_auc=routed_auc,
         )
 
     # ----------------------------------------------------------------- validation
@@ -285,6 +309,19 @@ class Trainer:
         check_monitor_defined(labels, self.monitor, self.config.train.monitor, "validation")
         rows = per_depth_metrics(labels, logits, self.model.flops())
         return [r.auc for r in rows], [r.logloss for r in rows]
+
+    def validate_routed(self) -> tuple[list[float], list[float], float]:
+        """`validate`'s per-depth AUC and logloss plus the AUC of every row at the depth the router sends it to.
+
+        One pass with hidden summaries (the router reads them); train.routing only.
+        """
+        data = self.data.valid  # in memory: checked when the trainer was built
+        logits, hidden = predict_depths(self.model, data, self.model.train_loops, self.config.train.eval_batch_size,
+                                        hidden=True, device=self.device)
+        check_monitor_defined(data.labels, self.monitor, self.config.train.monitor, "validation")
+        rows = per_depth_metrics(data.labels, logits, self.model.flops())
+        routed_auc = self.routing.routed_auc(data.labels, logits, hidden)[0]
+        return [r.auc for r in rows], [r.logloss for r in rows], routed_auc
 
     def predict(self, data: EncodedData | ParquetSplit, max_depth: int) -> tuple[np.ndarray, np.ndarray]:
         """(labels, logits [n, K+1]) of a whole split; each rank predicts a shard and the shards are gathered."""
@@ -326,6 +363,8 @@ class Trainer:
             payload["cuda_rng"] = torch.cuda.get_rng_state_all()
         if self.halting is not None:  # hook: joint ACT halting head
             payload["halting"] = self.halting.payload()
+        if self.routing is not None:  # hook: depth router
+            payload["routing"] = self.routing.payload()
         return payload
 
     def _restore(self, payload: dict[str, Any]) -> None:
@@ -335,6 +374,10 @@ class Trainer:
             raise CheckpointError(f"{self.last_checkpoint}: train.halting.enabled differs from the run being resumed")
         if self.halting is not None:
             self.halting.restore(payload["halting"])
+        if (self.routing is not None) != ("routing" in payload):  # hook: depth router
+            raise CheckpointError(f"{self.last_checkpoint}: train.routing.mode differs from the run being resumed")
+        if self.routing is not None:
+            self.routing.restore(payload["routing"])
         self.optimizer.load_state_dict(payload["optimizer_state"])  # includes the (possibly cut) learning rate
         self.schedule.load_state_dict(payload.get("schedule_state", {}))
         torch.set_rng_state(payload["torch_rng"])

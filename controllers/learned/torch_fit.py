@@ -152,6 +152,15 @@ def mlp_flops(in_dim: int, hidden: int) -> float:
     return float(2 * in_dim + 2 * in_dim * hidden + 3 * hidden + 2 * hidden + 1)
 
 
+def mlp_matmul_flops(in_dim: int, hidden: int) -> float:
+    """The matrix-product part of `mlp_flops` (FlopCounterMode's convention): 2 f H + 2 H, or 2 f for a linear head.
+
+    `mlp_flops` adds the elementwise work (standardising 2f, biases, ReLU): the tests check
+    this part against torch's FlopCounterMode on `HaltingHead`.
+    """
+    return float(2 * in_dim) if hidden <= 0 else float(2 * in_dim * hidden + 2 * hidden)
+
+
 def rowwise_affine(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     """x [m, f] @ w [f, H] + b [H] with elementwise operations only (row-deterministic)."""
     m = x.shape[0]
