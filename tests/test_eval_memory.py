@@ -74,8 +74,8 @@ def test_estimate_bounds_the_tensors_alive_in_a_forward_pass(case: str) -> None:
 
 
 def test_rows_shrink_with_sequence_length_and_budget_and_respect_the_cap() -> None:
-    short, _ = (build_model(tiny_config("loopctr"), toy_spec(history=5)).eval(), None)
-    long, _ = (build_model(tiny_config("loopctr"), toy_spec(history=60)).eval(), None)
+    short = build_model(tiny_config("loopctr"), toy_spec(history=5)).eval()
+    long = build_model(tiny_config("loopctr"), toy_spec(history=60)).eval()
     assert rows_within_budget(long, 64) < rows_within_budget(short, 64)
     assert rows_within_budget(short, 16) < rows_within_budget(short, 64)
     assert rows_within_budget(short, 1e6, max_rows=500) == 500
