@@ -5,11 +5,12 @@ A run's YAML has four sections, each a dataclass whose fields carry their docume
 
     seed: 42
     data:  {...}   # adaptive_loop.data.pipeline.DataConfig
-    model: {...}   # adaptive_loop.model.config.ModelConfig
+    model: {...}   # the config of the model `model.name` picks (adaptive_loop.model.registry)
     train: {...}   # adaptive_loop.config.TrainConfig
     trace: {...}   # adaptive_loop.config.TraceConfig
 
 `adaptive-loop config` prints every key with its default and help text as commented YAML.
+`resolve_config` finds the built-in configs in `adaptive_loop/configs/` by name.
 An unknown or mistyped key is a `ConfigError` that names the key, the section and the
 closest valid key. YAML is read with `yaml.safe_load` only.
 """
@@ -23,16 +24,15 @@ from typing import Any
 
 import yaml
 
-from adaptive_loop.data.pipeline import DataConfig
 from adaptive_loop.config_loading import from_dict
+from adaptive_loop.data.pipeline import DataConfig
 from adaptive_loop.errors import ConfigError
-from adaptive_loop.model.config import ModelConfig
-
+from adaptive_loop.model import LoopCTRConfig, ModelConfig, config_from_dict, own_keys
 
 
 @dataclass
 class HaltingConfig:
-    """Joint ACT halting head trained with the model (see `adaptive_loop.halting`); off by default."""
+    """Joint ACT halting head trained with the model (see `adaptive_loop.training.joint_halting`); off by default."""
 
     enabled: bool = field(default=False, metadata={"help": "Train an ACT halting head together with the model (saved in checkpoints under 'halting')."})
     weight: float = field(default=0.1, metadata={"help": "Weight of the ACT term (expected per-depth BCE + ponder cost) in the training loss."})
@@ -110,7 +110,11 @@ class RunConfig:
 
     seed: int = field(default=42, metadata={"help": "Fixes the data split, sampling, initialisation and batch order."})
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "Dataset and encoding."})
-    model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "Model architecture."})
+    model: ModelConfig = field(
+        default_factory=LoopCTRConfig,
+        metadata={"help": "Model architecture: `name` picks the model and the other keys are that model's own "
+                  "(`adaptive-loop config --set model.name=deepfm` lists a model's keys).", "parse": config_from_dict},
+    )
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "Optimisation and early stopping."})
     trace: TraceConfig = field(default_factory=TraceConfig, metadata={"help": "Depth traces."})
 
@@ -123,10 +127,28 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+BUILTIN_CONFIGS = Path(__file__).parent / "configs"
+
+
+def resolve_config(name_or_path: str | None) -> Path | None:
+    """A config path, or the name of a built-in config (`demo`, `frappe_x1`, `movielens_100k`, ...)."""
+    if name_or_path is None:
+        return None
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    builtin = BUILTIN_CONFIGS / f"{name_or_path}.yaml"
+    if builtin.is_file():
+        return builtin
+    names = ", ".join(sorted(p.stem for p in BUILTIN_CONFIGS.glob("*.yaml")))
+    raise ConfigError(f"config {name_or_path!r} is neither a file nor a built-in config ({names})")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, saved_run: bool = False) -> RunConfig:
     """Read a run config from YAML (or defaults when `path` is None), then apply `key=value` overrides.
 
     Overrides use dotted keys and YAML values: `train.lr=3e-4`, `model.train_loops=2`.
+    `saved_run=True` reads the `config.yaml` a run directory holds (see `config_from_dict`).
     """
     raw: dict[str, Any] = {}
     if path is not None:
@@ -142,10 +164,23 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raw = loaded or {}
     raw = apply_overrides(raw, overrides or [])
     try:
-        return from_dict(RunConfig, raw, "")
+        return config_from_dict(raw, saved_run)
     except ConfigError as exc:
         where = f"{path}: " if path else ""
         raise ConfigError(f"{where}{exc}") from None
+
+
+def config_from_dict(raw: dict[str, Any], saved_run: bool = False) -> RunConfig:
+    """A `RunConfig` from nested plain dicts (parsed YAML, a checkpoint's `config`), every key checked.
+
+    With `saved_run`, the `model` section keeps only the keys of its own model's config: run
+    configs saved before each model had its own config dataclass hold one flat section with
+    every model's keys. In a config a user writes, another model's key stays an error that
+    names the closest valid key.
+    """
+    if saved_run and isinstance(raw.get("model"), dict):
+        raw = {**raw, "model": own_keys(raw["model"])}
+    return from_dict(RunConfig, raw, "")
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

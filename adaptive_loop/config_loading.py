@@ -1,6 +1,6 @@
 """Typed construction of config dataclasses from plain mappings (parsed YAML).
 
-One mechanism shared by every config section (`RunConfig`, `ModelConfig`, ...): each key is
+One mechanism shared by every config section (`RunConfig`, each model's config, ...): each key is
 checked against the dataclass fields, each value against the field's type hint, nested
 dataclasses are built recursively, and every problem is a `ConfigError` naming the full
 dotted key (for example `train.learning_rate`) and the closest valid key. The module depends
@@ -26,7 +26,9 @@ def from_dict(cls: type[T], raw: Any, where: str = "") -> T:
 
     `where` is the dotted path of this section in the whole config ("" at the top level),
     used in error messages. Unknown keys raise `ConfigError` naming the closest valid key
-    (or listing every valid key); ints are accepted where floats are expected.
+    (or listing every valid key); ints are accepted where floats are expected. A field whose
+    metadata names a `parse` function is built by it, `parse(value, dotted_key)` (the run
+    config's `model` section: its `name` picks the dataclass).
     """
     label = where or cls.__name__
     if raw is None:
@@ -45,13 +47,29 @@ def from_dict(cls: type[T], raw: Any, where: str = "") -> T:
                 else f"; valid keys: {', '.join(repr(name) for name in sorted(fields))}"
             )
             raise ConfigError(f"unknown config key {_join(where, key)!r}{hint}")
-        values[key] = _coerce(hints[key], value, _join(where, key))
+        parse = fields[key].metadata.get("parse")
+        values[key] = parse(value, _join(where, key)) if parse else _coerce(hints[key], value, _join(where, key))
     try:
         return cls(**values)
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{label}: {exc}") from None
+
+
+def parse_scalar(text: str) -> Any:
+    """A value written on a command line (`--param k=v`, `name:k=v`): bool, None, int, float or the string."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
 
 
 def closest_key(key: str, valid: list[str]) -> str | None:

@@ -55,6 +55,24 @@ class CostModel:
         value = self.cost(depth, 1)
         return float(value) if np.ndim(value) == 0 else value
 
+    def depth_costs(self, max_depth: int) -> np.ndarray:
+        """Cost of a plain fixed-depth prediction at each depth 0..max_depth, float64 [K+1]."""
+        return np.asarray(self.fixed_depth(np.arange(int(max_depth) + 1)), dtype=np.float64)
+
+    def depth_units(self, max_depth: int, uses_first_step: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(exits [K+1], extra cost over depth 0 in Loop-step units [K+1]) of answering at each depth.
+
+        The depth is chosen before looping: one Exit evaluation at the chosen depth, plus one
+        at depth 0 for t > 0 when `uses_first_step` (the depth-0 prediction fed the choice).
+        Loop-step units make a price per unit read as "per loop step", whatever the model
+        size; with a FLOP-free loop the raw FLOPs are used.
+        """
+        t = np.arange(int(max_depth) + 1)
+        exits = np.where((t > 0) & uses_first_step, 2, 1).astype(np.int64)
+        cost = np.asarray(self.cost(t, exits), dtype=np.float64)
+        unit = self.loop if self.loop > 0 else 1.0
+        return exits, (cost - cost[0]) / unit
+
     def incremental(self, depth: np.ndarray | int, controller_flops_per_step: float = 0.0) -> np.ndarray:
         """Cost when the Exit (and a per-step controller) runs at every depth 0..depth."""
         depth_arr = np.asarray(depth, dtype=np.float64)

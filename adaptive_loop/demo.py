@@ -13,11 +13,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from adaptive_loop.cli import resolve_config
-from adaptive_loop.config import load_config
+from adaptive_loop.config import load_config, resolve_config
 from adaptive_loop.data.pipeline import prepare_data
 from adaptive_loop.io import write_json
-from adaptive_loop.train import train
+from adaptive_loop.training import train
 from adaptive_loop.workflows import EvaluationResult, default_run_dir, evaluate_run, trace_run
 
 

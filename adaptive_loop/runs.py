@@ -1,7 +1,8 @@
-"""Loading a finished run directory back: config, feature spec, encoder and model weights.
+"""Loading a finished run directory back: config, feature spec, encoder, model weights, splits.
 
 Evaluation, tracing and scoring all start from a run directory written by the trainer; this
-module is the one place that knows its layout and checks that the pieces fit together.
+module is the one place that knows its layout and checks that the pieces fit together, and
+re-encodes the run's own splits (`load_split`) exactly as in training.
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ from pathlib import Path
 import torch
 
 from adaptive_loop.config import RunConfig, load_config
+from adaptive_loop.data.batch import EncodedData
+from adaptive_loop.data.datasets.base import SPLITS
+from adaptive_loop.data.encoders import FeatureEncoder
+from adaptive_loop.data.pipeline import prepare_data, uses_streaming
 from adaptive_loop.data.spec import FeatureSpec
+from adaptive_loop.data.streaming import ParquetSplit
 from adaptive_loop.errors import CheckpointError, ConfigError
 from adaptive_loop.io import load_checkpoint
-from adaptive_loop.model.factory import build_model
-from adaptive_loop.train import load_model_state, resolve_device
+from adaptive_loop.model import build_model
+from adaptive_loop.training import load_model_state, resolve_device
 
 
 @dataclass
@@ -46,7 +52,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | None =
     for required in (config_path, spec_path):
         if not required.is_file():
             raise ConfigError(f"{root} is not a complete run directory: {required.name} is missing")
-    config = load_config(config_path)
+    config = load_config(config_path, saved_run=True)
     try:
         spec = FeatureSpec.from_dict(json.loads(spec_path.read_text(encoding="utf-8")))
     except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError, KeyError) as exc:
@@ -65,3 +71,20 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | None =
     load_model_state(model, payload["model_state"], str(ckpt_path))
     model.to(target).eval()
     return LoadedRun(run_dir=root, config=config, spec=spec, model=model, checkpoint=ckpt_path, device=target)
+
+
+def load_split(run: LoadedRun, split: str, show_progress: bool = False) -> EncodedData:
+    """Encode one split of the run's dataset exactly as in training (same seed, same encoders).
+
+    A streamed run's split is read with the run's saved encoder and gathered in memory
+    (evaluation and traces need every row's logits; for data too large for that, score
+    with `adaptive_loop.data.streaming.iter_encoded_batches`).
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    encoder = None
+    if uses_streaming(run.config.data) and run.encoder_path.is_file():
+        encoder = FeatureEncoder.load(run.encoder_path)
+    prepared = prepare_data(run.config.data, seed=run.config.seed, show_progress=show_progress, encoder=encoder)
+    data = getattr(prepared, split)
+    return data.to_encoded() if isinstance(data, ParquetSplit) else data

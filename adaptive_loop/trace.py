@@ -168,6 +168,11 @@ class DepthTrace:
             if not float(getattr(self.meta, name)) >= 0:
                 raise TraceError(f"{source}: metadata {name} must be a non-negative number")
 
+    def logits_at(self, depths: np.ndarray) -> np.ndarray:
+        """The logit each sample has at its own depth (`depths` int [n]), float64 [n]."""
+        d = np.asarray(depths, dtype=np.int64)
+        return self.logits[np.arange(self.n_samples), d].astype(np.float64)
+
     def subset(self, rows: np.ndarray | slice) -> "DepthTrace":
         """A trace of the selected rows (index array, boolean mask or slice)."""
         return DepthTrace(
@@ -201,8 +206,9 @@ def check_same_model(meta: TraceMeta, reference: TraceMeta, what: str = "trace",
     """Raise `TraceError` unless `meta` and `reference` describe the same model.
 
     Compared: FLOPs of Entry, Loop and Exit (they fix every cost), the trained loops and,
-    when both record one, the model config. A controller calibrated on one model's trace
-    and applied to another's would meet its budget in the wrong currency.
+    when both record one, the model config keys both hold (traces written before each
+    model had its own config record every model's keys). A controller calibrated on one
+    model's trace and applied to another's would meet its budget in the wrong currency.
     """
     problems = []
     for name in ("flops_entry", "flops_loop", "flops_exit"):
@@ -211,10 +217,11 @@ def check_same_model(meta: TraceMeta, reference: TraceMeta, what: str = "trace",
             problems.append(f"{name} {a:.6g} vs {b:.6g}")
     if meta.train_loops != reference.train_loops:
         problems.append(f"train_loops {meta.train_loops} vs {reference.train_loops}")
-    if meta.model_config and reference.model_config and meta.model_config != reference.model_config:
-        keys = sorted(k for k in set(meta.model_config) | set(reference.model_config)
-                      if meta.model_config.get(k) != reference.model_config.get(k))
-        problems.append(f"model config keys {keys[:5]}")
+    if meta.model_config and reference.model_config:
+        keys = sorted(k for k in set(meta.model_config) & set(reference.model_config)
+                      if meta.model_config[k] != reference.model_config[k])
+        if keys:
+            problems.append(f"model config keys {keys[:5]}")
     if problems:
         raise TraceError(
             f"{what} and {reference_name} come from different models ({'; '.join(problems)}); use traces "

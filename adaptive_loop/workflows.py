@@ -12,36 +12,13 @@ from pathlib import Path
 
 from adaptive_loop.config import RunConfig
 from adaptive_loop.data.batch import EncodedData
+from adaptive_loop.depth_report import DepthReportFiles, write_depth_report
 from adaptive_loop.errors import ConfigError
-from adaptive_loop.evaluation import DepthMetrics, format_depth_table, per_depth_metrics, predict_depths
 from adaptive_loop.model.flops import count_parameters
-from adaptive_loop.reports import DepthReportFiles, write_depth_report
-from adaptive_loop.runs import LoadedRun, load_run
+from adaptive_loop.runs import LoadedRun, load_run, load_split
 from adaptive_loop.trace import DepthTrace, save_trace
-from adaptive_loop.tracing import build_trace
-
-SPLITS = ("train", "valid", "test")
-
-
-def load_split(run: LoadedRun, split: str, show_progress: bool = False) -> EncodedData:
-    """Encode one split of the run's dataset exactly as in training (same seed, same encoders).
-
-    A streamed run's split is read with the run's saved encoder and gathered in memory
-    (evaluation and traces need every row's logits; for data too large for that, score
-    with `adaptive_loop.data.streaming.iter_encoded_batches`).
-    """
-    from adaptive_loop.data.encoders import FeatureEncoder
-    from adaptive_loop.data.pipeline import prepare_data, uses_streaming
-    from adaptive_loop.data.streaming import ParquetSplit
-
-    if split not in SPLITS:
-        raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    encoder = None
-    if uses_streaming(run.config.data) and run.encoder_path.is_file():
-        encoder = FeatureEncoder.load(run.encoder_path)
-    prepared = prepare_data(run.config.data, seed=run.config.seed, show_progress=show_progress, encoder=encoder)
-    data = getattr(prepared, split)
-    return data.to_encoded() if isinstance(data, ParquetSplit) else data
+from adaptive_loop.trace_builder import build_trace
+from adaptive_loop.training.per_depth import DepthMetrics, format_depth_table, per_depth_metrics, predict_depths
 
 
 @dataclass
@@ -94,13 +71,10 @@ def evaluate_run(
 
 
 def _depth_for_model(run: LoadedRun, depth: int) -> int:
-    """Baselines without a loop answer at depth 0 only; StackCTR at most at L."""
-    name = run.config.model.name
-    if name in ("deepfm", "dcnv2"):
-        return 0
-    if name == "stackctr":
-        return min(depth, run.config.model.train_loops)
-    return depth
+    """A weight-shared loop answers at any depth; other models at most at their L (baselines: 0)."""
+    if getattr(run.model, "shared_loop", False):
+        return depth
+    return min(depth, int(run.model.train_loops))
 
 
 @dataclass

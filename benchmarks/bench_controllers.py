@@ -21,10 +21,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from adaptive_loop.harness import evaluate, paired_bootstrap_auc_diff, sweep
 from adaptive_loop.io import write_json
 from adaptive_loop.metrics import sigmoid
 from adaptive_loop.trace import DepthTrace, TraceMeta
-from controllers import evaluate, make_controller, paired_bootstrap_auc_diff, sweep
+from controllers import make_controller
 from oracle import budgeted_oracle_curve, headroom_table
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_controllers.json"

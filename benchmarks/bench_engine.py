@@ -55,9 +55,9 @@ from adaptive_loop.data.encoders import FeatureEncoder
 from adaptive_loop.engine import AdaptiveScorer
 from adaptive_loop.engine.reference import fixed_scores, masked_scores
 from adaptive_loop.io import atomic_path, write_json
-from adaptive_loop.model import ModelConfig, build_model
+from adaptive_loop.model import LoopCTRConfig, build_model, config_class, config_from_dict
 from adaptive_loop.trace import DepthTrace, TraceMeta
-from adaptive_loop.tracing import build_trace
+from adaptive_loop.trace_builder import build_trace
 from controllers.base import Controller, IncrementalController, StepView
 from controllers.registry import make_controller
 
@@ -127,7 +127,8 @@ def make_world(n_rows: int, seed: int = 0) -> tuple[FeatureEncoder, EncodedData,
 
 def build(name: str, spec: Any, **extra: Any) -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_model(ModelConfig.from_dict({**DEMO_MODEL, "name": name, **extra}), spec).eval()
+    sizes = DEMO_MODEL if config_class(name) is LoopCTRConfig else {"embed_dim": DEMO_MODEL["embed_dim"]}  # baselines: own keys
+    return build_model(config_from_dict({**sizes, "name": name, **extra}), spec).eval()
 
 
 def assign_depths(n: int, mix: list[float], seed: int) -> np.ndarray:

@@ -40,16 +40,17 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from adaptive_loop.errors import AdaptiveLoopError, BudgetError
+from adaptive_loop.harness.bootstrap import controller_vs_frontier_ci
+from adaptive_loop.harness.controller_report import evaluate
+from adaptive_loop.harness.controller_tuning import budget_at_depth, refit, tune_controller
+from adaptive_loop.harness.curves import fixed_frontier, headroom_captured, sweep
 from adaptive_loop.io import write_json, write_text
+from adaptive_loop.metrics import auc
 from adaptive_loop.trace import DepthTrace, load_trace
-from controllers.allocator import UtilityAllocator, stream_trace
-from controllers.bootstrap import controller_vs_frontier_ci
-from controllers.curves import fixed_frontier, headroom_captured, sweep
-from controllers.evaluation import evaluate
-from controllers.tuning import budget_at_depth, refit, tune_controller
+from controllers.learned.streaming_budget import stream_trace
+from controllers.learned.utility import UtilityAllocator
 from oracle.agreement import depth_agreement, needed_depth_agreement
 from oracle.budgeted import budgeted_oracle_curve
-from oracle.fast_metrics import fast_auc
 from oracle.headroom import headroom_table
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -138,7 +139,7 @@ def evaluate_at(controller, valid: DepthTrace, test: DepthTrace, budget: float, 
     if isinstance(controller, UtilityAllocator):  # the same predictor, re-priced batch by batch on test
         streamed = stream_trace(controller, test, budget, batch_size=STREAM_BATCH)
         z = test.logits[np.arange(test.n_samples), streamed.depth]
-        out["stream"] = {"batch_size": STREAM_BATCH, "mean_cost": streamed.mean_cost, "auc": fast_auc(test.labels, z),
+        out["stream"] = {"batch_size": STREAM_BATCH, "mean_cost": streamed.mean_cost, "auc": auc(test.labels, z),
                          "lam_min": float(np.min(streamed.lams)), "lam_max": float(np.max(streamed.lams))}
     return out
 

@@ -99,7 +99,7 @@ def measure_stream(files: list[str], train_steps: int, run_dir: str) -> dict[str
 
     from adaptive_loop.data.schema import load_schema
     from adaptive_loop.data.streaming import ParquetSplit, iter_encoded_batches, prepare_streaming
-    from adaptive_loop.train import Trainer
+    from adaptive_loop.training import Trainer
 
     torch.set_num_threads(1)
     base = rss_mb()
@@ -142,7 +142,7 @@ def measure_memory(files: list[str], train_steps: int, run_dir: str) -> dict[str
     from adaptive_loop.data.encoders import FeatureEncoder
     from adaptive_loop.data.pipeline import PreparedData
     from adaptive_loop.data.readers import read_table
-    from adaptive_loop.train import Trainer
+    from adaptive_loop.training import Trainer
 
     torch.set_num_threads(1)
     base = rss_mb()

@@ -1,7 +1,7 @@
 """Rule-based (or any registered) controllers on real depth traces, at the costs of fixed depths.
 
 Fits and calibrates every controller on the validation trace and reports on the test trace
-(protocol in `controllers/comparison.py`): AUC, mean cost, headroom captured and a paired
+(protocol in `adaptive_loop/harness/comparison.py`): AUC, mean cost, headroom captured and a paired
 bootstrap interval against the fixed-depth mixture at equal cost, plus one AUC-vs-FLOPs
 figure per dataset with every controller's knob sweep, the fixed-depth frontier and the
 budgeted oracle.
@@ -18,10 +18,10 @@ import argparse
 import time
 from pathlib import Path
 
+from adaptive_loop.harness.comparison import ControllerSpec, compare_controllers
+from adaptive_loop.harness.plots import plot_auc_vs_flops
 from adaptive_loop.io import write_json, write_text
 from adaptive_loop.trace import load_trace
-from controllers.comparison import ControllerSpec, compare_controllers
-from controllers.plots import plot_auc_vs_flops
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_CONTROLLERS = (

@@ -19,24 +19,20 @@ sum and scaling 5, compare 1 (36 in all).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
 from adaptive_loop.errors import ConfigError
-from adaptive_loop.metrics import sigmoid
+from adaptive_loop.metrics import sigmoid, softplus
 from adaptive_loop.trace import DepthTrace
-from controllers.base import IncrementalController, StepView, check_choice
+from controllers.base import StepView, check_choice
+from controllers.incremental import IncrementalController
 from controllers.registry import register_controller
 
 FLOPS_MARGIN = 14.0
 FLOPS_ENTROPY = 36.0
 _QUANTILE_LEVELS = np.linspace(0.0, 1.0, 2001)
-
-
-def softplus(z: np.ndarray) -> np.ndarray:
-    """log(1 + exp(z)), computed without overflow for large |z| (float64)."""
-    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
 
 
 def confidence(logits: np.ndarray, criterion: str) -> np.ndarray:
@@ -66,6 +62,14 @@ class ConfidenceThreshold(IncrementalController):
     @property
     def flops_per_step(self) -> float:
         return FLOPS_MARGIN if self.criterion == "margin" else FLOPS_ENTROPY
+
+    @classmethod
+    def search_space(cls, trial: Any, trace: DepthTrace, base: Mapping[str, Any]) -> dict[str, Any]:
+        """The confidence measure and whether thresholds are per-depth quantiles."""
+        return {
+            "criterion": trial.suggest_categorical("criterion", ["margin", "entropy"]),
+            "per_depth": trial.suggest_categorical("per_depth", [False, True]),
+        }
 
     def _validate_params(self) -> None:
         check_choice("ConfidenceThreshold", "criterion", self.criterion, ("margin", "entropy"))

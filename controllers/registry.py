@@ -1,13 +1,25 @@
-"""Controllers by name: `make_controller("confidence", threshold=0.8)`, `available_controllers()`."""
+"""Controllers by name: `make_controller("confidence", threshold=0.8)`, `available_controllers()`.
+
+A controller is one file: its class carries `@register_controller` (and, to be tunable, a
+`search_space` classmethod). Nothing lists the built-in controllers: the first lookup
+imports every module of the `controllers` package (`pkgutil`), which registers whatever
+they define. A controller defined elsewhere (a notebook, a plugin) registers itself the
+same way when its module is imported.
+"""
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
+from pathlib import Path
 from typing import Any, TypeVar
 
 from adaptive_loop.errors import ConfigError
+from controllers.base import Controller
 
 _REGISTRY: dict[str, type] = {}
+_DISCOVERED = False
 T = TypeVar("T", bound=type)
 
 
@@ -22,25 +34,25 @@ def register_controller(cls: T) -> T:
     return cls
 
 
-def _load_builtin() -> None:
-    import controllers.act  # noqa: F401
-    import controllers.allocator  # noqa: F401
-    import controllers.confidence  # noqa: F401
-    import controllers.exit_gate  # noqa: F401
-    import controllers.fixed  # noqa: F401
-    import controllers.lgbm_depth  # noqa: F401
-    import controllers.stability  # noqa: F401
+def _discover() -> None:
+    """Import every module of the `controllers` package once, so built-in controllers register."""
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    for module in pkgutil.walk_packages([str(Path(__file__).parent)], prefix=f"{__package__}."):
+        importlib.import_module(module.name)
+    _DISCOVERED = True
 
 
 def available_controllers() -> list[str]:
     """Names accepted by `make_controller`, sorted."""
-    _load_builtin()
+    _discover()
     return sorted(_REGISTRY)
 
 
 def controller_class(name: str) -> type:
     """The registered controller class called `name`; raises `ConfigError` listing the available names."""
-    _load_builtin()
+    _discover()
     if name not in _REGISTRY:
         raise ConfigError(f"unknown controller {name!r}; available: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
@@ -54,3 +66,22 @@ def make_controller(name: str, **params: Any) -> Any:
     if unknown:
         raise ConfigError(f"controller {name!r} has no parameter(s) {unknown}; it accepts {accepted}")
     return cls(**params)
+
+
+def tunable_controllers() -> list[str]:
+    """Names of the controllers that declare a `search_space` of their own, sorted."""
+    _discover()
+    return sorted(n for n, cls in _REGISTRY.items() if _declares_search_space(cls))
+
+
+def tunable_class(name: str) -> type:
+    """The registered class called `name` if it declares a search space; `ConfigError` otherwise."""
+    cls = controller_class(name)
+    if not _declares_search_space(cls):
+        raise ConfigError(f"no search space for controller {name!r}; tunable: {tunable_controllers()}")
+    return cls
+
+
+def _declares_search_space(cls: type) -> bool:
+    own = getattr(cls, "search_space", None)
+    return own is not None and getattr(own, "__func__", None) is not Controller.search_space.__func__

@@ -16,15 +16,15 @@ terms 40, two sigmoids 20, combination 6, compare and run update 3 (69). Keeping
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
 from adaptive_loop.errors import ConfigError
-from adaptive_loop.metrics import sigmoid
+from adaptive_loop.metrics import sigmoid, softplus
 from adaptive_loop.trace import DepthTrace
-from controllers.base import IncrementalController, StepView, check_choice
-from controllers.confidence import softplus
+from controllers.base import StepView, check_choice
+from controllers.incremental import IncrementalController
 from controllers.registry import register_controller
 
 FLOPS_PER_STEP = {"delta_p": 25.0, "delta_logit": 5.0, "kl": 69.0}
@@ -63,6 +63,14 @@ class StabilityPatience(IncrementalController):
     @property
     def flops_per_step(self) -> float:
         return FLOPS_PER_STEP.get(self.criterion, 0.0)
+
+    @classmethod
+    def search_space(cls, trial: Any, trace: DepthTrace, base: Mapping[str, Any]) -> dict[str, Any]:
+        """How the change between depths is measured, and how many small changes in a row stop."""
+        return {
+            "criterion": trial.suggest_categorical("criterion", ["delta_p", "delta_logit", "kl"]),
+            "patience": trial.suggest_int("patience", 1, 3),
+        }
 
     def _validate_params(self) -> None:
         check_choice("StabilityPatience", "criterion", self.criterion, tuple(FLOPS_PER_STEP))

@@ -1,7 +1,10 @@
 """Oracle analysis of depth traces: best depth per sample, headroom, budgeted oracle, gains.
 
 Everything here works on a `DepthTrace` with numpy only (no torch) and uses the labels: the
-results are ceilings and training targets, never deployable predictions.
+results are ceilings and training targets, never deployable predictions. The per-sample
+building blocks (loss at every depth, oracle depth, gains) live beside the trace contract in
+`adaptive_loop.depth_targets`, because learned controllers train on them too; they are
+re-exported here.
 
 Main entry points:
 
@@ -14,7 +17,8 @@ Main entry points:
 - `gain_targets(trace)` -> `GainTargets`: per-sample per-depth loss gains, the regression
   targets of learned controllers;
 - `needed_depth_agreement(trace)`: oracle depth vs the synthetic data's `needed_depth`;
-- `per_sample_bce`, `depth_costs`, `cost_units`, `logits_at`: the building blocks.
+- `per_sample_bce`: the loss of every sample at every depth, the building block (costs per
+  depth come from `CostModel.depth_costs`, a sample's logit at its depth from `DepthTrace.logits_at`).
 
 Example::
 
@@ -27,6 +31,7 @@ Example::
     print(budgeted_oracle_curve(trace).to_markdown())   # best AUC per FLOPs/sample budget
 """
 
+from adaptive_loop.depth_targets import GainTargets, gain_targets, gains_from_bce, oracle_depths, per_sample_bce
 from oracle.agreement import DepthAgreement, depth_agreement, needed_depth_agreement
 from oracle.budgeted import (
     BudgetedAllocation,
@@ -35,8 +40,6 @@ from oracle.budgeted import (
     budgeted_oracle,
     budgeted_oracle_curve,
 )
-from oracle.depths import cost_units, depth_costs, logits_at, oracle_depths, per_sample_bce
-from oracle.gains import GainTargets, gain_targets, gains_from_bce
 from oracle.headroom import DepthScore, HeadroomTable, OracleScore, fixed_depth_scores, headroom_table
 
 __all__ = [
@@ -50,14 +53,11 @@ __all__ = [
     "OracleScore",
     "budgeted_oracle",
     "budgeted_oracle_curve",
-    "cost_units",
     "depth_agreement",
-    "depth_costs",
     "fixed_depth_scores",
     "gain_targets",
     "gains_from_bce",
     "headroom_table",
-    "logits_at",
     "needed_depth_agreement",
     "oracle_depths",
     "per_sample_bce",

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from adaptive_loop.depth_targets import oracle_depths
 from adaptive_loop.errors import TraceError
 from adaptive_loop.trace import DepthTrace
-from oracle.depths import oracle_depths
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,12 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from adaptive_loop.cost import CostModel
+from adaptive_loop.depth_targets import oracle_depths, per_sample_bce, rank_utility
 from adaptive_loop.errors import BudgetError
+from adaptive_loop.hull import hull_walk
+from adaptive_loop.metrics import auc
 from adaptive_loop.trace import DepthTrace
-from oracle.depths import cost_units, depth_costs, logits_at, oracle_depths, per_sample_bce
-from oracle.fast_metrics import fast_auc
 from oracle.tables import frame_to_markdown
 
 METHODS = ("lagrangian", "greedy", "rank_greedy")
@@ -71,42 +73,15 @@ class HullPath:
 def hull_path(utility: np.ndarray, step_cost: np.ndarray) -> HullPath:
     """Lower-convex-hull upgrades of `utility` [n, D] (lower is better) over costs `step_cost` [D].
 
-    `step_cost` must be increasing with step_cost[0] == 0. Ties in slope keep the hull order
-    of each sample (segments are generated hull step by hull step, then stably sorted).
+    `step_cost` must be increasing with step_cost[0] == 0. The walk is
+    `adaptive_loop.hull.hull_walk` on minus the utility, stopping at every collinear point
+    and at the first upgrade that does not lower the utility; ties in slope keep the hull
+    order of each sample (segments come hull step by hull step, then are stably sorted).
     """
-    n, d = utility.shape
-    cur = np.zeros(n, dtype=np.int64)
-    rows = np.arange(n)
-    samples, depths, steps, slopes = [], [], [], []
-    for _ in range(d - 1):
-        if rows.size == 0:
-            break
-        u = utility[rows]
-        c = cur[rows]
-        u_cur = u[np.arange(rows.size), c]
-        dcost = step_cost[None, :] - step_cost[c][:, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            slope = (u_cur[:, None] - u) / dcost
-        slope[dcost <= 0] = -np.inf
-        best = np.argmax(slope, axis=1)  # first maximum: the nearest of collinear points
-        best_slope = slope[np.arange(rows.size), best]
-        take = best_slope > 0
-        rows, best, best_slope, c = rows[take], best[take], best_slope[take], c[take]
-        samples.append(rows)
-        depths.append(best)
-        steps.append(step_cost[best] - step_cost[c])
-        slopes.append(best_slope)
-        cur[rows] = best
-    if samples:
-        sample = np.concatenate(samples)
-        to_depth = np.concatenate(depths)
-        step = np.concatenate(steps).astype(np.float64)
-        slope = np.concatenate(slopes)
-    else:
-        sample = to_depth = np.zeros(0, dtype=np.int64)
-        step = slope = np.zeros(0, dtype=np.float64)
-    order = np.argsort(-slope, kind="stable")
-    return HullPath(sample[order], to_depth[order], step[order], slope[order], n)
+    n = utility.shape[0]
+    seg = hull_walk(-np.asarray(utility, dtype=np.float64), step_cost, ties="nearest", improving_only=True)
+    order = np.argsort(-seg.slope, kind="stable")
+    return HullPath(seg.row[order], seg.to_depth[order], seg.step[order], seg.slope[order], n)
 
 
 @dataclass(frozen=True)
@@ -174,14 +149,15 @@ class BudgetedOracle:
             raise ValueError(f"unknown budgeted-oracle methods {sorted(unknown)}; choose from {METHODS}")
         self.trace = trace
         self.methods = tuple(methods)
-        self.costs = depth_costs(trace)
-        self.units = cost_units(trace)
+        cost_model = CostModel.from_trace(trace)
+        self.costs = cost_model.depth_costs(trace.max_depth)
+        self.units = cost_model.depth_units(trace.max_depth)[1]
         self.bce = per_sample_bce(trace)
         self.bce_path = hull_path(self.bce, self.units)
         self.rank_paths: list[HullPath] = []
         if "rank_greedy" in self.methods:
             for ref in (np.zeros(trace.n_samples, dtype=np.int64), oracle_depths(trace, bce=self.bce)):
-                self.rank_paths.append(hull_path(_rank_utility(trace, logits_at(trace, ref)), self.units))
+                self.rank_paths.append(hull_path(rank_utility(trace, trace.logits_at(ref)), self.units))
 
     @property
     def cost_range(self) -> tuple[float, float]:
@@ -217,7 +193,7 @@ class BudgetedOracle:
             for path in self.rank_paths:
                 m = int(np.searchsorted(path.cum_steps, max_steps, side="right"))
                 cand = path.allocation(m)
-                a = fast_auc(self.trace.labels, logits_at(self.trace, cand))
+                a = auc(self.trace.labels, self.trace.logits_at(cand))
                 if a > best_auc:
                     best, best_auc = cand, a
             assert best is not None
@@ -229,7 +205,7 @@ class BudgetedOracle:
             budget=float(budget),
             depths=depths,
             mean_cost=float(self.costs[depths].mean()),
-            auc=fast_auc(self.trace.labels, logits_at(self.trace, depths)),
+            auc=auc(self.trace.labels, self.trace.logits_at(depths)),
             lam=lam,
         )
 
@@ -249,7 +225,7 @@ class BudgetedOracle:
                     lam[i] = alloc.lam
         best = np.max(np.vstack([method_auc[m] for m in self.methods]), axis=0)
         envelope = np.maximum.accumulate(best)
-        oracle_auc = fast_auc(self.trace.labels, logits_at(self.trace, oracle_depths(self.trace, bce=self.bce)))
+        oracle_auc = auc(self.trace.labels, self.trace.logits_at(oracle_depths(self.trace, bce=self.bce)))
         return BudgetedOracleCurve(b, envelope, method_auc, method_cost, lam, oracle_auc)
 
 
@@ -264,33 +240,3 @@ def budgeted_oracle_curve(
 ) -> BudgetedOracleCurve:
     """The budgeted oracle curve over `budgets` (default: n_points from depth 0 to depth K cost)."""
     return BudgetedOracle(trace, methods).curve(budgets, n_points)
-
-
-def _mid_rank(sorted_ref: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """Number of reference values below each query, ties counting half.
-
-    Queries are searched in sorted order (cache-friendly), then put back in place.
-    """
-    order = np.argsort(queries, axis=None)
-    q = queries.reshape(-1)[order]
-    mid = (np.searchsorted(sorted_ref, q, side="left") + np.searchsorted(sorted_ref, q, side="right")) / 2.0
-    out = np.empty(queries.size)
-    out[order] = mid
-    return out.reshape(queries.shape)
-
-
-def _rank_utility(trace: DepthTrace, reference: np.ndarray) -> np.ndarray:
-    """Negative per-sample AUC contribution of each depth's score against a reference ranking.
-
-    For a positive: minus the fraction of reference negatives scored below it (ties count
-    half); for a negative: minus the fraction of reference positives scored above it.
-    """
-    y = trace.labels > 0.5
-    z = trace.logits.astype(np.float64)
-    neg_ref = np.sort(reference[~y])
-    pos_ref = np.sort(reference[y])
-    util = np.zeros_like(z)
-    if neg_ref.size and pos_ref.size:
-        util[y] = -_mid_rank(neg_ref, z[y]) / neg_ref.size
-        util[~y] = -(pos_ref.size - _mid_rank(pos_ref, z[~y])) / pos_ref.size
-    return util

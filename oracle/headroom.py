@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from adaptive_loop.metrics import logloss_from_logits
+from adaptive_loop.cost import CostModel
+from adaptive_loop.depth_targets import oracle_depths, per_sample_bce
+from adaptive_loop.metrics import auc, gauc, logloss_from_logits
 from adaptive_loop.trace import DepthTrace
-from oracle.depths import depth_costs, logits_at, oracle_depths, per_sample_bce
-from oracle.fast_metrics import fast_auc, fast_gauc
 from oracle.tables import frame_to_markdown, frame_to_text
 
 
@@ -127,7 +127,7 @@ class HeadroomTable:
 
 def fixed_depth_scores(trace: DepthTrace) -> list[DepthScore]:
     """AUC, logloss, gAUC and FLOPs of every fixed depth."""
-    costs = depth_costs(trace)
+    costs = CostModel.from_trace(trace).depth_costs(trace.max_depth)
     out = []
     for t in range(trace.n_depths):
         z = trace.logits[:, t]
@@ -135,9 +135,9 @@ def fixed_depth_scores(trace: DepthTrace) -> list[DepthScore]:
             DepthScore(
                 depth=t,
                 flops=float(costs[t]),
-                auc=fast_auc(trace.labels, z),
+                auc=auc(trace.labels, z),
                 logloss=_logloss(trace.labels, z),
-                gauc=None if trace.groups is None else fast_gauc(trace.labels, z, trace.groups),
+                gauc=None if trace.groups is None else gauc(trace.labels, z, trace.groups),
             )
         )
     return out
@@ -145,13 +145,13 @@ def fixed_depth_scores(trace: DepthTrace) -> list[DepthScore]:
 
 def score_allocation(trace: DepthTrace, depths: np.ndarray, name: str, cost_lambda: float = 0.0) -> OracleScore:
     """Quality and fixed-depth cost of predicting each sample at its own depth."""
-    z = logits_at(trace, depths)
-    costs = depth_costs(trace)
+    z = trace.logits_at(depths)
+    costs = CostModel.from_trace(trace).depth_costs(trace.max_depth)
     return OracleScore(
         name=name,
-        auc=fast_auc(trace.labels, z),
+        auc=auc(trace.labels, z),
         logloss=_logloss(trace.labels, z),
-        gauc=None if trace.groups is None else fast_gauc(trace.labels, z, trace.groups),
+        gauc=None if trace.groups is None else gauc(trace.labels, z, trace.groups),
         mean_flops=float(costs[depths].mean()) if depths.size else float("nan"),
         mean_depth=float(depths.mean()) if depths.size else float("nan"),
         depth_counts=np.bincount(depths, minlength=trace.n_depths).astype(int).tolist(),

@@ -7,10 +7,10 @@ import numpy as np
 import torch
 
 from adaptive_loop.data.batch import EncodedData
-from adaptive_loop.model import ModelConfig, build_model
+from adaptive_loop.model import build_model, tiny_config
 from adaptive_loop.model.testing import random_batch, toy_spec
 from adaptive_loop.trace import DepthTrace
-from adaptive_loop.tracing import build_trace
+from adaptive_loop.trace_builder import build_trace
 from controllers.base import Controller, ControllerDecision, StepView
 
 K = 4
@@ -19,7 +19,7 @@ K = 4
 def tiny_model(seed: int = 0, **overrides) -> torch.nn.Module:
     """A tiny LoopCTR on the toy spec; `tower_hidden` is widened so logits spread across depths."""
     torch.manual_seed(seed)
-    return build_model(ModelConfig.tiny(**overrides), toy_spec()).eval()
+    return build_model(tiny_config(**overrides), toy_spec()).eval()
 
 
 def encoded(n: int, seed: int, users: int | None = None) -> EncodedData:

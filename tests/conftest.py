@@ -24,7 +24,7 @@ def tiny_config_path() -> Path:
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_config_path: Path) -> Path:
     """A LoopCTR run trained for two epochs on a few thousand synthetic rows."""
     from adaptive_loop.config import load_config
-    from adaptive_loop.train import train
+    from adaptive_loop.training import train
 
     run_dir = tmp_path_factory.mktemp("tiny_run")
     train(load_config(tiny_config_path, TINY_OVERRIDES), run_dir)

@@ -8,9 +8,9 @@ import json
 import pytest
 from _trace_factory import make_trace
 
+from adaptive_loop.cli import controllers_command as cli
 from adaptive_loop.errors import BudgetError, ConfigError
 from adaptive_loop.trace import save_trace
-from controllers import cli
 
 
 def _parser() -> argparse.ArgumentParser:

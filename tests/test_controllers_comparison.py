@@ -8,7 +8,7 @@ import pytest
 from _trace_factory import make_trace
 
 from adaptive_loop.cost import CostModel
-from controllers.comparison import ControllerSpec, compare_controllers
+from adaptive_loop.harness.comparison import ControllerSpec, compare_controllers
 
 
 def test_spec_parsing() -> None:

@@ -7,9 +7,9 @@ import pytest
 from _trace_factory import make_trace, tiny_trace
 from scipy.stats import norm
 
-from controllers import (
-    ConfidenceThreshold,
-    FixedDepth,
+from adaptive_loop.cost import CostModel
+from adaptive_loop.harness import (
+    controller_vs_frontier_ci,
     evaluate,
     fixed_frontier,
     headroom_captured,
@@ -17,11 +17,10 @@ from controllers import (
     pareto_front,
     sweep,
 )
+from adaptive_loop.harness.curves import headroom_ratio, mixture_depths
+from controllers import ConfidenceThreshold, FixedDepth
 from controllers.base import ControllerDecision
-from controllers.bootstrap import controller_vs_frontier_ci
-from controllers.curves import headroom_ratio, mixture_depths
 from oracle import headroom_table, oracle_depths
-from oracle.depths import depth_costs
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +43,7 @@ def test_evaluate_report(trace):
 
 def test_frontier_interpolates_and_skips_overthinking(trace):
     fr = fixed_frontier(trace)
-    costs = depth_costs(trace)
+    costs = CostModel.from_trace(trace).depth_costs(trace.max_depth)
     table = headroom_table(trace)
     assert fr.best_auc == pytest.approx(table.best_fixed.auc)
     for t in fr.kept:

@@ -12,6 +12,7 @@ from _trace_factory import make_trace
 from sklearn.base import clone
 
 from adaptive_loop.errors import CheckpointError, ConfigError, NotFittedError, TraceError
+from adaptive_loop.harness.online import simulate_online
 from adaptive_loop.model.halting import (
     HaltingHead,
     act_distribution,
@@ -22,12 +23,11 @@ from adaptive_loop.model.halting import (
     step_features,
 )
 from controllers import make_controller
-from controllers.act import ACTHalting
-from controllers.exit_gate import ExitGate
-from controllers.heads import step_features_numpy, trace_step_features
-from controllers.online import simulate_online
+from controllers.learned.act import ACTHalting
+from controllers.learned.exit_gate import ExitGate
+from controllers.learned.heads import step_features_numpy, trace_step_features
+from controllers.learned.torch_fit import head_forward, mlp_flops, to_numpy_weights
 from controllers.persistence import load_controller, save_controller
-from controllers.torch_training import head_forward, mlp_flops, to_numpy_weights
 
 FAST = {"epochs": 4, "batch_size": 256, "hidden": 8}
 CASES = [
@@ -216,7 +216,7 @@ def test_learned_head_beats_no_information(traces):
     trained = ExitGate(epochs=8, hidden=8, seed=0).fit(valid)
     untrained = ExitGate(epochs=1, hidden=8, lr=1e-9, seed=0).fit(valid)
     budget = 0.5 * sum(trained.cost_range(valid))
-    from controllers.evaluation import evaluate
+    from adaptive_loop.harness.controller_report import evaluate
 
     a = evaluate(trained.calibrate(valid, budget), test).auc
     b = evaluate(untrained.calibrate(valid, budget), test).auc

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import TINY_OVERRIDES
 
 from adaptive_loop.config import load_config
 from adaptive_loop.errors import CheckpointError, ConfigError
+from adaptive_loop.harness.online import simulate_online
 from adaptive_loop.io import load_checkpoint
-from adaptive_loop.train import train
-from adaptive_loop.workflows import load_split, trace_run
-from controllers.act import ACTHalting
-from controllers.online import simulate_online
-from controllers.torch_training import trace_from_model
-
-from conftest import TINY_OVERRIDES
+from adaptive_loop.runs import load_split
+from adaptive_loop.trace_builder import trace_from_model
+from adaptive_loop.training import train
+from adaptive_loop.workflows import trace_run
+from controllers.learned.act import ACTHalting
 
 
 @pytest.fixture(scope="module")

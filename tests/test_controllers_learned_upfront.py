@@ -14,10 +14,11 @@ from sklearn.base import clone
 
 from adaptive_loop.cost import CostModel
 from adaptive_loop.errors import BudgetError, CheckpointError, ConfigError, NotFittedError
+from adaptive_loop.harness.online import simulate_online
 from controllers import make_controller
-from controllers.allocator import allocate, depth_units, hull_slopes, price_candidates, stream_trace
-from controllers.features import GROUND_TRUTH_FEATURES, UpfrontFeatures, side_feature_names
-from controllers.online import simulate_online
+from controllers.learned.features import GROUND_TRUTH_FEATURES, UpfrontFeatures, side_feature_names
+from controllers.learned.streaming_budget import stream_trace
+from controllers.learned.utility import allocate, hull_slopes, price_candidates
 from controllers.persistence import load_controller, save_controller
 
 CASES = [
@@ -70,7 +71,7 @@ def test_allocate_and_hull_breakpoints_match_brute_force():
 def test_rank_gains_measure_auc_contribution():
     from _trace_factory import tiny_trace
 
-    from oracle.gains import rank_gains
+    from adaptive_loop.depth_targets import rank_gains
 
     trace = tiny_trace([[0.0, 1.0], [0.0, -1.0], [0.0, -1.0], [0.0, 1.0]], [1, 1, 0, 0])
     np.testing.assert_allclose(rank_gains(trace), [[0, 0.5], [0, -0.5], [0, 0.5], [0, -0.5]])
@@ -80,10 +81,10 @@ def test_rank_gains_measure_auc_contribution():
 
 def test_depth_units_charge_the_extra_exit():
     meta = make_trace(10, max_depth=3, seed=0).meta  # entry 1000, loop 200, exit 50
-    exits, units = depth_units(meta, uses_first_step=True)
+    exits, units = CostModel.from_meta(meta).depth_units(meta.max_depth, uses_first_step=True)
     np.testing.assert_array_equal(exits, [1, 2, 2, 2])
     np.testing.assert_allclose(units, [0.0, 1.25, 2.25, 3.25])
-    exits, units = depth_units(meta, uses_first_step=False)
+    exits, units = CostModel.from_meta(meta).depth_units(meta.max_depth, uses_first_step=False)
     np.testing.assert_allclose(units, [0.0, 1.0, 2.0, 3.0])
 
 
@@ -195,7 +196,7 @@ def test_save_load_lightgbm_text_and_corruption(traces, fitted, tmp_path):
 
 
 def test_unreadable_lightgbm_file_without_checksum(tmp_path):
-    from controllers.lgbm_depth import load_booster
+    from controllers.learned.lgbm_models import load_booster
 
     bad = tmp_path / "bad.txt"
     bad.write_text("this is not a model\n")
@@ -208,7 +209,7 @@ def test_predictors_learn_something(traces):
     the oracle-depth classifier must beat the class prior on held-out rows."""
     valid, test = traces
     c = make_controller("lgbm_depth", n_estimators=40, num_leaves=7).fit(valid)
-    from oracle.depths import oracle_depths
+    from adaptive_loop.depth_targets import oracle_depths
 
     u, _ = c.utilities(test)
     truth = oracle_depths(test)

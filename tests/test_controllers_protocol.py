@@ -10,6 +10,7 @@ from _trace_factory import make_trace
 from sklearn.base import clone
 
 from adaptive_loop.errors import ConfigError, NotFittedError, TraceError
+from adaptive_loop.harness.online import simulate_online
 from controllers import (
     ConfidenceThreshold,
     FixedDepth,
@@ -18,7 +19,6 @@ from controllers import (
     available_controllers,
     make_controller,
 )
-from controllers.online import simulate_online
 
 CASES = [
     ("fixed", {"depth": 2}),
@@ -142,7 +142,7 @@ def test_optuna_can_tune_the_knob(trace):
 
 
 def test_the_documented_way_of_writing_a_controller(trace):
-    from controllers.base import IncrementalController
+    from controllers.incremental import IncrementalController
 
     class LogitMagnitude(IncrementalController):
         name = "logit_magnitude_doc_example"
@@ -165,3 +165,26 @@ def test_the_documented_way_of_writing_a_controller(trace):
     c.calibrate(trace, 0.5 * (lo + hi))
     assert c.decide(trace).mean_cost <= 0.5 * (lo + hi)
     assert clone(c).get_params() == {"threshold": c.threshold}
+
+
+def test_every_controller_class_registers_itself_and_declares_its_own_search_space():
+    """No list to edit: the registry finds every named controller class of the package."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import controllers
+    from controllers.base import Controller
+    from controllers.registry import tunable_controllers
+
+    defined = {}
+    for module in pkgutil.walk_packages(controllers.__path__, "controllers."):
+        for _, cls in inspect.getmembers(importlib.import_module(module.name), inspect.isclass):
+            if issubclass(cls, Controller) and cls.__module__ == module.name and cls.__dict__.get("name"):
+                defined[cls.name] = cls
+    assert set(defined) <= set(available_controllers())
+    assert {"fixed", "confidence", "stability", "act", "exit_gate", "lgbm_depth", "allocator"} <= set(defined)
+    # each of these declares `search_space` on its own class; fixed depth has nothing to tune
+    assert tunable_controllers() == ["act", "allocator", "confidence", "exit_gate", "lgbm_depth", "stability"]
+    assert all("search_space" in defined[name].__dict__ for name in tunable_controllers())
+

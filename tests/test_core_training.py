@@ -5,16 +5,20 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+import yaml
+from conftest import TINY_OVERRIDES
 
 from adaptive_loop.config import load_config
 from adaptive_loop.data.pipeline import prepare_data
 from adaptive_loop.errors import CheckpointError, ConfigError
-from adaptive_loop.evaluation import predict_depths
 from adaptive_loop.io import load_checkpoint, save_checkpoint
 from adaptive_loop.runs import load_run
-from adaptive_loop.train import Monitor, process_supervised_loss, train
+from adaptive_loop.training import Monitor, process_supervised_loss, train
+from adaptive_loop.training.per_depth import predict_depths
 
-from conftest import TINY_OVERRIDES
+# keys only the baselines' configs have, which flat run configs of LoopCTR held too
+OTHER_MODELS_KEYS = {"numeric_mode": "embed", "deepfm_hidden": [256, 128], "dcn_cross_layers": 3, "dcn_low_rank": 0,
+                     "dcn_hidden": [256, 128], "dcn_structure": "stacked"}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +60,13 @@ def test_resumed_run_matches_an_uninterrupted_one(tiny, tmp_path) -> None:
     payload = load_checkpoint(last)
     newest_data_key = sorted(payload["config"]["data"])[-1]
     del payload["config"]["data"][newest_data_key]
+    # ... and one written when a run config's `model:` section held every model's keys: the
+    # checkpoint and the run's config.yaml must still resume and load.
+    payload["config"]["model"].update(OTHER_MODELS_KEYS)
     save_checkpoint(last, payload)
+    saved = yaml.safe_load((tmp_path / "resumed" / "config.yaml").read_text())
+    saved["model"].update(OTHER_MODELS_KEYS)
+    (tmp_path / "resumed" / "config.yaml").write_text(yaml.safe_dump(saved))
     result = train(config, tmp_path / "resumed", data=data, resume=True)
     assert len(result.history) == config.train.epochs
     np.testing.assert_allclose(_final_logits(tmp_path / "full", data), _final_logits(tmp_path / "resumed", data),

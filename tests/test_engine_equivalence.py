@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _engine_helpers import K, ZeroLogitUpfront, encoded, tiny_model, trace_of
 
 from adaptive_loop.cost import CostModel
 from adaptive_loop.engine import AdaptiveScorer
 from adaptive_loop.engine.reference import fixed_scores, masked_scores
 from adaptive_loop.errors import ConfigError
-from adaptive_loop.tracing import side_features
+from adaptive_loop.trace_builder import side_features
 from controllers.registry import make_controller
-from _engine_helpers import K, ZeroLogitUpfront, encoded, tiny_model, trace_of
 
 TOL = 1e-5
 

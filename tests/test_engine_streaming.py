@@ -14,8 +14,8 @@ from adaptive_loop.data.encoders import FeatureEncoder
 from adaptive_loop.data.streaming import iter_encoded_batches
 from adaptive_loop.engine import AdaptiveScorer, StreamingAUC, score_stream
 from adaptive_loop.metrics import auc
-from adaptive_loop.model import ModelConfig, build_model
-from adaptive_loop.tracing import build_trace
+from adaptive_loop.model import build_model, tiny_config
+from adaptive_loop.trace_builder import build_trace
 from controllers.registry import make_controller
 
 SEQ_LEN = 8
@@ -27,7 +27,7 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     frame = generate_synthetic(n_rows=1600, seed=0, seq_len=SEQ_LEN, n_users=60, n_items=40)
     encoder = FeatureEncoder(synthetic_schema(SEQ_LEN)).fit(frame.iloc[:1000])
     torch.manual_seed(0)
-    model = build_model(ModelConfig.tiny(), encoder.feature_spec()).eval()
+    model = build_model(tiny_config(), encoder.feature_spec()).eval()
     valid = encoder.transform(frame.iloc[:1000])
     trace = build_trace(model, valid, 3, dataset="synthetic", split="valid", model_config={},
                         categorical_names=[f.name for f in encoder.schema.categorical])

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from adaptive_loop.model import ModelConfig, build_model, count_parameters
+from adaptive_loop.model import build_model, count_parameters, tiny_config
 from adaptive_loop.model.testing import random_batch, toy_spec
 
 B = 8
@@ -50,7 +50,7 @@ def test_flops_match_flop_counter(case: str) -> None:
     overrides, spec_args = CASES[case]
     spec = toy_spec(**spec_args)
     torch.manual_seed(0)
-    model = build_model(ModelConfig.tiny(**overrides), spec).eval()
+    model = build_model(tiny_config(**overrides), spec).eval()
     batch = random_batch(spec, B)
     flops = model.flops()
     with torch.no_grad():
@@ -71,7 +71,7 @@ def test_flops_match_flop_counter(case: str) -> None:
 
 
 def test_count_parameters_splits_embeddings() -> None:
-    model = build_model(ModelConfig.tiny(), toy_spec())
+    model = build_model(tiny_config(), toy_spec())
     dense, embedding = count_parameters(model)
     tables = sum(t.weight.numel() for t in model.entry.tokenizer.embeddings.tables)
     assert embedding == tables

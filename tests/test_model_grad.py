@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from adaptive_loop.model import ModelConfig, build_model
+from adaptive_loop.model import build_model, tiny_config
 from adaptive_loop.model.testing import random_batch, toy_spec
 
 # s_a, s_b and the hyper-connection norm only act through tanh(norm(H) W) with W = 0 at
@@ -28,7 +28,7 @@ ZERO_AT_INIT = ("scale_a", "scale_b", "norm.weight", "norm.bias")
 def test_gradient_reaches_every_parameter(name: str, overrides: dict) -> None:
     torch.manual_seed(0)
     spec = toy_spec()
-    model = build_model(ModelConfig.tiny(name=name, **overrides), spec).train()
+    model = build_model(tiny_config(name=name, **overrides), spec).train()
     batch = random_batch(spec, 64, min_history=1)
     out = model(batch)
     labels = batch.labels[:, None].expand_as(out.logits)

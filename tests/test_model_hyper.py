@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from adaptive_loop.model import ModelConfig, build_model
+from adaptive_loop.model import build_model, tiny_config
 from adaptive_loop.model.attention import attention_mask, structure_mask
 from adaptive_loop.model.hyper import expand_streams, read_out
 from adaptive_loop.model.loop_block import LoopBlock
@@ -16,7 +16,7 @@ from adaptive_loop.model.testing import random_batch, toy_spec
 @pytest.mark.parametrize("dynamic", [True, False])
 def test_hyper_connected_block_at_init_equals_plain_pre_norm_block(n: int, dynamic: bool) -> None:
     torch.manual_seed(0)
-    config = ModelConfig.tiny(hc_streams=n, hc_dynamic=dynamic)
+    config = tiny_config(hc_streams=n, hc_dynamic=dynamic)
     block = LoopBlock(config).eval()
     h = torch.randn(5, 7, config.d_model)
     valid = torch.ones(5, 7, dtype=torch.bool)
@@ -33,8 +33,8 @@ def test_hyper_connected_block_at_init_equals_plain_pre_norm_block(n: int, dynam
 def test_model_with_hyper_connections_equals_model_without_at_init() -> None:
     spec = toy_spec()
     torch.manual_seed(0)
-    plain = build_model(ModelConfig.tiny(hyper_connections=False), spec).eval()
-    hyper = build_model(ModelConfig.tiny(hc_streams=3), spec).eval()
+    plain = build_model(tiny_config(hyper_connections=False), spec).eval()
+    hyper = build_model(tiny_config(hc_streams=3), spec).eval()
     missing, unexpected = hyper.load_state_dict(plain.state_dict(), strict=False)
     assert not unexpected and all(".hc_" in key for key in missing)
     batch = random_batch(spec, 16)
@@ -43,7 +43,7 @@ def test_model_with_hyper_connections_equals_model_without_at_init() -> None:
 
 def test_hyper_connections_become_input_dependent_after_an_update() -> None:
     torch.manual_seed(0)
-    config = ModelConfig.tiny()
+    config = tiny_config()
     block = LoopBlock(config)
     H = expand_streams(torch.randn(4, 5, config.d_model), 2)
     valid = torch.ones(4, 5, dtype=torch.bool)

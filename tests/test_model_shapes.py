@@ -7,7 +7,7 @@ import torch
 
 from adaptive_loop.data.batch import Batch
 from adaptive_loop.errors import ConfigError
-from adaptive_loop.model import DepthModel, ModelConfig, build_model
+from adaptive_loop.model import DepthModel, build_model, tiny_config
 from adaptive_loop.model.testing import random_batch, toy_spec
 
 B = 24
@@ -15,7 +15,7 @@ B = 24
 
 def _model(seed: int = 0, spec=None, **overrides) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return build_model(ModelConfig.tiny(**overrides), spec or toy_spec()).eval()
+    return build_model(tiny_config(**overrides), spec or toy_spec()).eval()
 
 
 @pytest.mark.parametrize("name", ["loopctr", "stackctr", "deepfm", "dcnv2"])
@@ -139,8 +139,11 @@ def test_baselines_have_depth_zero_only(name: str) -> None:
         model(batch, depth=1)
 
 
-@pytest.mark.parametrize("overrides", [{"numeric_mode": "dense"}, {"dcn_low_rank": 4, "dcn_structure": "parallel"}])
-def test_baseline_options(overrides: dict) -> None:
-    for name in ("deepfm", "dcnv2"):
-        out = _model(name=name, **overrides)(random_batch(toy_spec(), B))
-        assert out.logits.shape == (B, 1) and torch.isfinite(out.logits).all()
+@pytest.mark.parametrize(
+    "name, overrides",
+    [("deepfm", {"numeric_mode": "dense"}), ("dcnv2", {"numeric_mode": "dense"}),
+     ("dcnv2", {"dcn_low_rank": 4, "dcn_structure": "parallel"})],
+)
+def test_baseline_options(name: str, overrides: dict) -> None:
+    out = _model(name=name, **overrides)(random_batch(toy_spec(), B))
+    assert out.logits.shape == (B, 1) and torch.isfinite(out.logits).all()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from adaptive_loop.errors import ConfigError
-from adaptive_loop.model import LoopState, ModelConfig, build_model
+from adaptive_loop.model import LoopState, build_model, tiny_config
 from adaptive_loop.model.testing import random_batch, toy_spec
 
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -14,7 +14,7 @@ TOL = dict(rtol=1e-5, atol=1e-5)
 
 def _model(**overrides) -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_model(ModelConfig.tiny(**overrides), toy_spec()).eval()
+    return build_model(tiny_config(**overrides), toy_spec()).eval()
 
 
 @pytest.mark.parametrize(

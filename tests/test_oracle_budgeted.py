@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from _trace_factory import make_trace
 
+from adaptive_loop.cost import CostModel
 from adaptive_loop.errors import BudgetError
 from oracle import BudgetedOracle, budgeted_oracle, budgeted_oracle_curve, headroom_table, per_sample_bce
-from oracle.depths import cost_units, depth_costs
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +32,9 @@ def test_curve_is_monotone_and_reaches_the_oracle(trace):
 def test_lagrangian_equals_argmin_at_its_lambda(trace):
     bo = BudgetedOracle(trace, methods=("lagrangian", "greedy"))
     bce = per_sample_bce(trace)
-    units = cost_units(trace)
-    full = depth_costs(trace)[np.argmin(bce, axis=1)].mean()  # unconstrained oracle cost
+    costs = CostModel.from_trace(trace).depth_costs(trace.max_depth)
+    units = CostModel.from_trace(trace).depth_units(trace.max_depth)[1]
+    full = costs[np.argmin(bce, axis=1)].mean()  # unconstrained oracle cost
     for budget in np.linspace(*bo.cost_range, 9)[1:-1]:
         alloc = bo.allocate(float(budget), "lagrangian")
         direct = np.argmin(bce + alloc.lam * units[None, :], axis=1)
@@ -41,7 +42,7 @@ def test_lagrangian_equals_argmin_at_its_lambda(trace):
         greedy = bo.allocate(float(budget), "greedy")
         assert alloc.mean_cost <= greedy.mean_cost <= budget + 1e-6
         # the greedy spends the budget (up to the oracle's own cost) to within one upgrade
-        assert min(budget, full) - greedy.mean_cost <= (depth_costs(trace)[-1] - depth_costs(trace)[0]) / trace.n_samples + 1e-9
+        assert min(budget, full) - greedy.mean_cost <= (costs[-1] - costs[0]) / trace.n_samples + 1e-9
 
 
 def test_budget_range(trace):

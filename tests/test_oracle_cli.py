@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from _trace_factory import make_trace
 
+from adaptive_loop.cli import oracle_command as cli
 from adaptive_loop.errors import TraceError
 from adaptive_loop.trace import save_trace
-from oracle import cli
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ import pytest
 from _trace_factory import make_trace, tiny_trace
 
 from adaptive_loop.errors import ConfigError
-from adaptive_loop.metrics import auc, bce_from_logits, gauc
+from adaptive_loop.metrics import bce_from_logits
 from oracle import (
     depth_agreement,
     gain_targets,
@@ -16,7 +16,6 @@ from oracle import (
     oracle_depths,
     per_sample_bce,
 )
-from oracle.fast_metrics import SortedScores, fast_auc, fast_gauc
 
 
 @pytest.fixture(scope="module")
@@ -107,20 +106,3 @@ def test_needed_depth_agreement_on_trace(trace):
     assert a.spearman > 0  # the oracle tracks the generator's depth
     tr = tiny_trace([[0.0, 1.0]], [1])
     assert needed_depth_agreement(tr) is None
-
-
-def test_fast_metrics_match_reference(trace):
-    rng = np.random.default_rng(0)
-    for t in range(trace.n_depths):
-        z = trace.logits[:, t]
-        assert fast_auc(trace.labels, z) == pytest.approx(auc(trace.labels, z), abs=1e-12)
-        assert fast_gauc(trace.labels, z, trace.groups) == pytest.approx(gauc(trace.labels, z, trace.groups), abs=1e-12)
-    # ties and a resample expressed as row multiplicities
-    s = np.round(rng.normal(size=3000), 1)
-    y = (rng.random(3000) < 0.3).astype(float)
-    assert fast_auc(y, s) == pytest.approx(auc(y, s), abs=1e-12)
-    idx = rng.integers(0, 3000, 3000)
-    counts = np.bincount(idx, minlength=3000)[None, :]
-    prepared = SortedScores.build(y, s)
-    assert prepared.weighted_auc(counts)[0] == pytest.approx(auc(y[idx], s[idx]), abs=1e-12)
-    assert prepared.auc_of_resamples(idx[None, :])[0] == pytest.approx(auc(y[idx], s[idx]), abs=1e-12)

@@ -28,6 +28,7 @@ def test_how_to_add_a_controller_example_runs(tmp_path: Path, monkeypatch: pytes
     save_trace(make_trace(2000, max_depth=5, seed=41, split="valid"), tmp_path / "runs/demo/trace_valid.parquet")
     save_trace(make_trace(2000, max_depth=5, seed=42, split="test"), tmp_path / "runs/demo/trace_test.parquet")
     monkeypatch.chdir(tmp_path)
+    registry.available_controllers()  # the built-in controllers register themselves before the copy below
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # keep the example's class out of other tests
 
     namespace: dict = {"__name__": "readme_example"}

@@ -1,5 +1,6 @@
 """Catalogue of bad input: every case gets one clear error, never a traceback or a half-written file.
 
+Longer than the usual module on purpose: the catalogue and its tests are read side by side.
 Each row is one test below (parametrised rows are one test per parameter). "CLI" rows run
 `adaptive-loop` in-process and check the whole user experience: exit status 2, a single
 `error: ...` line naming the file / key / value, no traceback, and no output written.
@@ -64,8 +65,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
-
 from _trace_factory import make_trace
+
 from adaptive_loop.cli import main
 from adaptive_loop.config import load_config
 from adaptive_loop.data.encoders import FeatureEncoder
@@ -473,7 +474,8 @@ def test_39_failed_trace_write_keeps_the_old_trace(tmp_path, monkeypatch) -> Non
 def test_39_failed_report_write_keeps_the_old_report(tiny_run, tmp_path, monkeypatch) -> None:
     from matplotlib.figure import Figure
 
-    from adaptive_loop.workflows import evaluate_run, load_split
+    from adaptive_loop.runs import load_split
+    from adaptive_loop.workflows import evaluate_run
 
     out = tmp_path / "report"
     valid = load_split(load_run(tiny_run), "valid")

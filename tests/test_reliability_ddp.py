@@ -22,7 +22,7 @@ import torch
 from adaptive_loop.config import load_config
 from adaptive_loop.distributed import ShardedBatchSampler, shard_bounds
 from adaptive_loop.io import load_checkpoint
-from adaptive_loop.train import train
+from adaptive_loop.training import train
 
 # 1495 rows -> 1196 training rows = 5 x 239 + 1: odd batches and a 1-row last batch
 OVERRIDES = [

@@ -14,7 +14,7 @@ from adaptive_loop.config import load_config
 from adaptive_loop.distributed import backend_for
 from adaptive_loop.errors import ConfigError
 from adaptive_loop.runs import load_run
-from adaptive_loop.train import resolve_device
+from adaptive_loop.training import resolve_device
 
 
 @pytest.fixture

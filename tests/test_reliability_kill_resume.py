@@ -24,7 +24,7 @@ import pytest
 
 from adaptive_loop.config import load_config
 from adaptive_loop.io import load_checkpoint
-from adaptive_loop.train import train
+from adaptive_loop.training import train
 
 EPOCHS = 6
 OVERRIDES = [

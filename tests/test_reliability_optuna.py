@@ -22,8 +22,8 @@ import pytest
 from _trace_factory import make_trace
 from optuna.trial import TrialState
 
+from adaptive_loop.studies import open_storage
 from adaptive_loop.trace import save_trace
-from adaptive_loop.tuning import open_storage
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="uses SIGKILL")
 
@@ -34,7 +34,7 @@ WORKER = textwrap.dedent(
     import sys, time
     from pathlib import Path
     import optuna
-    from adaptive_loop.tuning import create_or_resume, open_storage, run_trials
+    from adaptive_loop.studies import create_or_resume, open_storage, run_trials
 
     url, n_trials, hang_at, flag = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
 

@@ -11,20 +11,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from adaptive_loop.config import load_config
+from adaptive_loop.data.batch import concat_encoded
 from adaptive_loop.data.datasets.synthetic import generate_synthetic, synthetic_schema
 from adaptive_loop.data.encoders import FeatureEncoder
 from adaptive_loop.data.pipeline import prepare_data
+from adaptive_loop.data.readers import list_parquet_files, scan_row_groups
 from adaptive_loop.data.schema import DatasetSchema
-from adaptive_loop.data.streaming import (
-    ParquetSplit,
-    StreamingData,
-    concat_encoded,
-    iter_encoded_batches,
-    list_parquet_files,
-    scan_row_groups,
-)
+from adaptive_loop.data.streaming import ParquetSplit, StreamingData, iter_encoded_batches
 from adaptive_loop.errors import DataError
-from adaptive_loop.train import train
+from adaptive_loop.training import train
 from adaptive_loop.workflows import evaluate_run
 
 SEQ_LEN = 8

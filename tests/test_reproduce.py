@@ -66,12 +66,12 @@ def test_results_json_has_every_cell_with_mean_std_and_labels_the_run_reduced(fi
 
 def test_rerun_skips_finished_cells_and_refuses_other_settings(finished, monkeypatch) -> None:
     tmp, _ = finished
-    import adaptive_loop.train
+    import adaptive_loop.training
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished cell was trained again")
 
-    monkeypatch.setattr(adaptive_loop.train, "train", no_training)
+    monkeypatch.setattr(adaptive_loop.training, "train", no_training)
     result_file = tmp / "runs" / "loopctr_L0" / "seed7" / RESULT_FILE
     before = result_file.stat().st_mtime_ns
     again = _run(_args(tmp))

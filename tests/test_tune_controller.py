@@ -10,12 +10,12 @@ import optuna
 import pytest
 from _trace_factory import make_trace
 
+from adaptive_loop.cli import tune_command
 from adaptive_loop.errors import BudgetError, ConfigError
+from adaptive_loop.harness.controller_tuning import budget_at_depth, refit, split_trace, tune_controller
+from adaptive_loop.studies import open_storage, storage_url
 from adaptive_loop.trace import save_trace
-from adaptive_loop.tuning import open_storage, storage_url
-from controllers import tune_cli
 from controllers.persistence import load_controller
-from controllers.tuning import budget_at_depth, refit, split_trace, tune_controller
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_cli_tunes_saves_and_reports(valid, tmp_path, capsys):
     trace = save_trace(valid, tmp_path / "valid.parquet")
     test = save_trace(make_trace(800, max_depth=4, seed=22), tmp_path / "test.parquet")
     parser = argparse.ArgumentParser(prog="adaptive-loop")
-    tune_cli.add_subcommand(parser.add_subparsers(dest="command", required=True))
+    tune_command.add_subcommand(parser.add_subparsers(dest="command", required=True))
     out = tmp_path / "out"
     args = parser.parse_args(["tune", "controller", "--trace", str(trace), "--controller", "exit_gate", "--budget-depth", "1",
                               "--trials", "2", "--param", "epochs=2", "--out", str(out), "--test-trace", str(test),

@@ -7,14 +7,13 @@ import json
 
 import optuna
 import pytest
+from conftest import TINY_OVERRIDES
 
+from adaptive_loop.cli import tune_command
 from adaptive_loop.config import load_config
 from adaptive_loop.data.pipeline import prepare_data
 from adaptive_loop.errors import ConfigError
-from adaptive_loop.tuning import ModelSearchSpace, apply_model_params, tune_model
-from controllers import tune_cli
-
-from conftest import TINY_OVERRIDES
+from adaptive_loop.training.model_tuning import ModelSearchSpace, apply_model_params, tune_model
 
 FAST = TINY_OVERRIDES + ["data.options.n_rows=1000", "train.max_steps_per_epoch=3", "train.num_threads=1"]
 SPACE = ModelSearchSpace(train_loops=(1, 2), d_model=(8, 16), lr=(1e-3, 5e-3), aux_weight=(1e-3, 1e-2))
@@ -63,7 +62,7 @@ def test_trial_config_keeps_heads_dividing_the_width(setup):
 
 def test_cli(tmp_path, tiny_config_path, capsys):
     parser = argparse.ArgumentParser(prog="adaptive-loop")
-    tune_cli.add_subcommand(parser.add_subparsers(dest="command", required=True))
+    tune_command.add_subcommand(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["tune", "model", "--config", str(tiny_config_path), "--trials", "1", "--epochs", "1",
                               "--out", str(tmp_path), "--storage", f"journal:{tmp_path / 'j.log'}", "--no-progress"]
                              + [x for o in FAST for x in ("--set", o)])

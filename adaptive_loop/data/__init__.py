@@ -1,13 +1,17 @@
 """The data side: schema -> raw splits -> fitted encoders -> `EncodedData` + `FeatureSpec`.
 
-    schema.py      declarative dataset schema (YAML-friendly)
-    readers.py     CSV/TSV/parquet reading and validation with clear errors
-    columns.py     vectorised column -> Arrow string conversion, sequence splitting/padding
-    vocabulary.py  fitted vocabularies (0 pad/missing, 1 OOV, 2.. known)
-    encoders.py    FeatureEncoder (fit on train, transform any split, JSON save/load)
-    datasets/      built-in datasets by name (synthetic, frappe_x1, movielens_100k, ...)
-    pipeline.py    DataConfig -> PreparedData
-    spec.py, batch.py  the contracts with the model side
+    schema.py         declarative dataset schema (YAML-friendly)
+    readers.py        the one door for files: CSV/TSV/parquet formats, reading (whole or in
+                      chunks), parquet file/row-group listing, validation with clear errors
+    columns.py        vectorised column -> Arrow string conversion, sequence splitting/padding
+    vocabulary.py     fitted vocabularies (0 pad/missing, 1 OOV, 2.. known)
+    numeric_stats.py  standardisation statistics of numeric fields (whole or streamed)
+    encoders.py       FeatureEncoder (fit on train, transform any split, JSON save/load)
+    datasets/         built-in datasets by name (synthetic, frappe_x1, movielens_100k, ...)
+    pipeline.py       DataConfig -> PreparedData
+    streaming.py      parquet larger than memory: StreamingData, scoring streams
+    parquet_split.py  one streamed split: row groups read, sharded and shuffled chunk-wise
+    spec.py, batch.py the contracts with the model side
 
 Names are imported lazily so that `adaptive_loop.data.batch` stays cheap to import.
 """

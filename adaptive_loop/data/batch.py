@@ -6,15 +6,18 @@ Both keep features in the column order of the `FeatureSpec`:
 - `seq`: name -> int64 [n, max_len] (0 = padding, left-aligned)
 plus `labels` float32 [n], `ids` int64 [n], optional `groups` int64 [n], and `extras`
 (name -> [n] numpy arrays carried into the trace, e.g. synthetic `needed_depth`).
+`concat_encoded` and `rebatch` join and regroup encoded chunks (streamed data, scoring).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
+
+from adaptive_loop.errors import DataError
 
 
 @dataclass
@@ -97,3 +100,47 @@ class Batch:
             seq={k: v.to(device) for k, v in self.seq.items()},
             labels=self.labels.to(device),
         )
+
+
+def rebatch(chunks: Iterable[EncodedData], batch_size: int) -> Iterator[EncodedData]:
+    """Regroup a stream of encoded chunks into batches of exactly `batch_size` rows (the last may be short)."""
+    pending: list[EncodedData] = []
+    held = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        held += len(chunk)
+        if held < batch_size:
+            continue
+        merged = concat_encoded(pending)
+        full = len(merged) // batch_size
+        for b in range(full):
+            yield merged.subset(slice(b * batch_size, (b + 1) * batch_size))
+        rest = merged.subset(slice(full * batch_size, len(merged)))
+        pending, held = ([rest], len(rest)) if len(rest) else ([], 0)
+    if held:
+        yield concat_encoded(pending)
+
+
+def concat_encoded(parts: list[EncodedData], encoder: Any = None) -> EncodedData:
+    """Row-wise concatenation of encoded chunks (an empty split gives zero rows, laid out by `encoder.feature_spec()`)."""
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        if encoder is None:
+            raise DataError("no rows to concatenate")
+        spec = encoder.feature_spec()
+        return EncodedData(
+            cat=np.zeros((0, len(spec.categorical)), np.int64), num=np.zeros((0, len(spec.numeric)), np.float32),
+            seq={s.name: np.zeros((0, s.max_len), np.int64) for s in spec.sequences},
+            labels=np.zeros(0, np.float32), ids=np.zeros(0, np.int64),
+        )
+    first = parts[0]
+    return EncodedData(
+        cat=np.concatenate([p.cat for p in parts]),
+        num=np.concatenate([p.num for p in parts]),
+        seq={k: np.concatenate([p.seq[k] for p in parts]) for k in first.seq},
+        labels=np.concatenate([p.labels for p in parts]),
+        ids=np.concatenate([p.ids for p in parts]),
+        groups=None if first.groups is None else np.concatenate([p.groups for p in parts]),
+        extras={k: np.concatenate([p.extras[k] for p in parts]) for k in first.extras},
+    )

@@ -16,7 +16,6 @@ elsewhere cannot run code. Everything is vectorised: see `columns.py`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -26,8 +25,9 @@ import pyarrow.compute as pc
 
 from adaptive_loop.data.batch import EncodedData
 from adaptive_loop.data.columns import as_strings, as_token_lists, check_sequence, pad_last
+from adaptive_loop.data.numeric_stats import NumericStats, RunningMoments, numeric_stats
 from adaptive_loop.data.readers import validate_frame
-from adaptive_loop.data.schema import DatasetSchema, NumericField, SequenceField
+from adaptive_loop.data.schema import DatasetSchema, SequenceField
 from adaptive_loop.data.spec import CategoricalFeature, FeatureSpec, NumericFeature, SequenceFeature
 from adaptive_loop.data.vocabulary import Vocabulary, count_values
 from adaptive_loop.errors import DataError, NotFittedError
@@ -36,15 +36,6 @@ from adaptive_loop.io import write_json
 FORMAT = "adaptive-loop/feature-encoder"
 VERSION = 1
 MISSING_SUFFIX = "_missing"
-
-
-@dataclass(frozen=True)
-class NumericStats:
-    """Training mean/std of one numeric field and whether a missing-value flag column exists."""
-
-    mean: float
-    std: float
-    flag: bool
 
 
 class FeatureEncoder:
@@ -80,7 +71,7 @@ class FeatureEncoder:
             name: Vocabulary.fit(pd.concat(parts) if len(parts) > 1 else parts[0], self._vocab_min_count(name))
             for name, parts in counts.items()
         }
-        self.numeric_stats = {f.name: _numeric_stats(train[f.name].to_numpy(dtype=np.float64), f) for f in schema.numeric}
+        self.numeric_stats = {f.name: numeric_stats(train[f.name].to_numpy(dtype=np.float64), f) for f in schema.numeric}
         if schema.group is not None:
             groups = as_strings(train[schema.group], schema.group)
             self.group_values = pd.unique(pc.fill_null(groups, "").to_numpy(zero_copy_only=False)).astype(str).tolist()
@@ -107,7 +98,7 @@ class FeatureEncoder:
 
         schema = self.schema
         counts: dict[str, list[pd.Series]] = {}
-        moments = {f.name: _Moments() for f in schema.numeric}
+        moments = {f.name: RunningMoments() for f in schema.numeric}
         groups: dict[str, None] = {}
         rows = 0
         bar = tqdm(total=total_rows, desc="fitting encoders", unit="rows", disable=not progress, leave=False)
@@ -362,43 +353,3 @@ def _sequence_tokens(frame: pd.DataFrame, field: SequenceField, source: str) -> 
     check_sequence(tokens, lengths, field.name, source, field.token_type,
                    field.max_len if field.overflow == "error" else None)
     return lengths, tokens
-
-
-class _Moments:
-    """Running count, mean and sum of squared deviations of the finite values of one column."""
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.mean = 0.0
-        self.m2 = 0.0
-        self.total = 0
-
-    def add(self, values: np.ndarray) -> None:
-        finite = values[~np.isnan(values)]
-        self.total += values.size
-        if finite.size == 0:
-            return
-        n_b = finite.size
-        mean_b = float(finite.mean())
-        m2_b = float(((finite - mean_b) ** 2).sum())
-        n = self.n + n_b
-        delta = mean_b - self.mean
-        self.mean += delta * n_b / n
-        self.m2 += m2_b + delta * delta * self.n * n_b / n
-        self.n = n
-
-    def stats(self, f: NumericField) -> NumericStats:
-        mean = self.mean if self.n else 0.0
-        std = float(np.sqrt(self.m2 / self.n)) if self.n > 1 else 1.0
-        if not np.isfinite(std) or std < 1e-12:
-            std = 1.0
-        return NumericStats(mean=mean, std=std, flag=bool(f.missing_flag and self.n < self.total))
-
-
-def _numeric_stats(values: np.ndarray, f: NumericField) -> NumericStats:
-    finite = values[~np.isnan(values)]
-    mean = float(finite.mean()) if finite.size else 0.0
-    std = float(finite.std()) if finite.size > 1 else 1.0
-    if not np.isfinite(std) or std < 1e-12:
-        std = 1.0
-    return NumericStats(mean=mean, std=std, flag=bool(f.missing_flag and finite.size < values.size))

@@ -18,6 +18,7 @@ import pandas as pd
 
 from adaptive_loop.data.batch import EncodedData
 from adaptive_loop.data.datasets import dataset_options, load_raw_dataset
+from adaptive_loop.data.datasets.base import SPLITS
 from adaptive_loop.data.encoders import FeatureEncoder
 from adaptive_loop.data.schema import DatasetSchema
 from adaptive_loop.data.spec import FeatureSpec
@@ -103,8 +104,8 @@ class PreparedData:
 
     def split(self, name: str) -> EncodedData:
         """The encoded split `name` ('train', 'valid' or 'test'); any other name raises `ConfigError`."""
-        if name not in ("train", "valid", "test"):
-            raise ConfigError(f"unknown split {name!r}; choose train, valid or test")
+        if name not in SPLITS:
+            raise ConfigError(f"unknown split {name!r}; choose {', '.join(SPLITS)}")
         return getattr(self, name)
 
 
@@ -179,7 +180,7 @@ def uses_streaming(config: DataConfig, options: dict[str, Any] | None = None) ->
         return True
     options = _loader_options(config, 0) if options is None else options
     paths = [_locate_path(options[k], config.data_root) for k in ("path", "train", "valid", "test") if options.get(k)]
-    from adaptive_loop.data.streaming import is_multi_file, uncompressed_bytes
+    from adaptive_loop.data.readers import is_multi_file, uncompressed_bytes
 
     if any(is_multi_file(p) for p in paths):
         return True

@@ -16,8 +16,7 @@ Main entry points:
 Example::
 
     from adaptive_loop.engine import AdaptiveScorer, score_dataset
-    from adaptive_loop.runs import load_run
-    from adaptive_loop.workflows import load_split
+    from adaptive_loop.runs import load_run, load_split
     from controllers import load_controller
 
     run = load_run("runs/tiny")
@@ -32,8 +31,9 @@ Modules:
   up-front controllers, optional per-user sequence sharing;
 - `dataset`: streaming over parquet/CSV/built-in splits with bounded memory, atomic output;
 - `controller_source`: a controller from a saved folder or fitted and calibrated on a trace;
-- `reference`: the naive masked loop and fixed-depth scoring the engine is benchmarked against;
-- `cli`: `adaptive-loop score`.
+- `reference`: the naive masked loop and fixed-depth scoring the engine is benchmarked against.
+
+The command `adaptive-loop score` is `adaptive_loop.cli.score_command`.
 """
 
 from adaptive_loop.engine.controller_source import ControllerOrigin, resolve_controller

@@ -75,8 +75,7 @@ def resolve_controller(
     controller.fit(trace)
     target = budget
     if budget_depth is not None:
-        cm = CostModel.from_trace(trace)
-        target = cm.entry + float(budget_depth) * cm.loop + cm.exit
+        target = float(CostModel.from_trace(trace).fixed_depth(float(budget_depth)))
     if target is not None:
         controller.calibrate(trace, float(target))
     meta = trace.meta

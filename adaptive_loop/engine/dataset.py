@@ -2,10 +2,12 @@
 
     summary = score_dataset("runs/frappe", controller, "new_rows.parquet", "scores.parquet", batch_size=4096)
 
-Input (`data`): a parquet file, folder or glob (read row group by row group), a CSV/TSV
-file (read in chunks of `batch_size` rows), or a split name of the run's own dataset
-(`train`, `valid`, `test`). Files are encoded with the run's saved encoder
-(`encoder.json`): unseen categories become the OOV id, the label column is optional.
+Input (`data`): a parquet file, folder or glob (read row group by row group,
+`adaptive_loop.data.streaming`), a CSV/TSV file (read in chunks of `batch_size` rows by
+`adaptive_loop.data.readers.iter_table_chunks`, the library's one door for files), or a split
+name of the run's own dataset (`train`, `valid`, `test`). Files are encoded with the run's
+saved encoder (`encoder.json`): unseen categories become the OOV id, the label column is
+optional.
 
 Output: one row per input row, in input order - `id`, `label` (when the input has labels),
 `prob`, `logit`, `depth`, `exits`, `controller_flops`, `flops` - as parquet (one row group
@@ -28,13 +30,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from adaptive_loop.data.batch import EncodedData
+from adaptive_loop.data.datasets.base import SPLITS
+from adaptive_loop.data.readers import DELIMITERS, PARQUET_SUFFIXES, iter_table_chunks, table_format
 from adaptive_loop.engine.scorer import AdaptiveScorer, ScoredBatch, StageTimes
 from adaptive_loop.errors import ConfigError, DataError
 from adaptive_loop.io import atomic_path
-
-SPLIT_NAMES = ("train", "valid", "test")
-PARQUET_SUFFIXES = (".parquet", ".pq")
-DELIMITED = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": "\t"}
+from adaptive_loop.metrics import auc_from_counts
 
 
 # --------------------------------------------------------------------------- AUC in bounded memory
@@ -42,9 +43,10 @@ class StreamingAUC:
     """ROC AUC from label counts per logit bin (bounded memory, any number of rows).
 
     Logits are binned on [-limit, limit] into `bins` equal bins (values outside go to the
-    end bins). Pairs in different bins are ordered exactly; pairs in one bin count as ties
-    (1/2), so with the default 2^20 bins of width 3e-5 the result differs from the exact
-    AUC only by the share of positive/negative pairs closer than that.
+    end bins) and the bins are the score runs of `adaptive_loop.metrics.auc_from_counts`.
+    Pairs in different bins are ordered exactly; pairs in one bin count as ties (1/2), so
+    with the default 2^20 bins of width 3e-5 the result differs from the exact AUC only by
+    the share of positive/negative pairs closer than that.
     """
 
     def __init__(self, bins: int = 1 << 20, limit: float = 16.0) -> None:
@@ -68,11 +70,9 @@ class StreamingAUC:
 
     def value(self) -> float | None:
         """AUC, or None without both classes."""
-        p, n = float(self.pos.sum()), float(self.neg.sum())
-        if p == 0 or n == 0:
+        if self.pos.sum() == 0 or self.neg.sum() == 0:
             return None
-        below = np.cumsum(self.neg) - self.neg
-        return float((self.pos * (below + 0.5 * self.neg)).sum() / (p * n))
+        return float(auc_from_counts(self.pos.astype(np.float64), self.neg.astype(np.float64)))
 
 
 # --------------------------------------------------------------------------- writing results
@@ -251,33 +251,30 @@ def iter_scoring_chunks(run: Any, data: str | Path, batch_size: int, extras: Seq
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     text = str(data)
     path = Path(text)
-    if text in SPLIT_NAMES and not path.exists():
+    if text in SPLITS and not path.exists():
         return _split_chunks(run, text, batch_size)
     from adaptive_loop.data.encoders import FeatureEncoder
 
     if not run.encoder_path.is_file():
         raise ConfigError(f"{run.run_dir} has no encoder.json: it cannot encode new data")
     encoder = FeatureEncoder.load(run.encoder_path)
-    from adaptive_loop.data.streaming import is_multi_file, iter_encoded_batches, list_parquet_files, scan_row_groups
+    from adaptive_loop.data.readers import is_multi_file, list_parquet_files, scan_row_groups
+    from adaptive_loop.data.streaming import iter_encoded_batches
 
-    if path.suffix.lower() in PARQUET_SUFFIXES or is_multi_file(text):
+    kind, _ = table_format(path)
+    if kind == "parquet" or is_multi_file(text):
         total = sum(g.num_rows for g in scan_row_groups(list_parquet_files(text)))
         return iter_encoded_batches(text, encoder, batch_size, extras=extras), total
-    suffixes = [s.lower() for s in path.suffixes]
-    compressed = bool(suffixes) and suffixes[-1] in {".gz", ".bz2", ".zip", ".xz", ".zst"}
-    ext = suffixes[-2] if compressed and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
-    if ext not in DELIMITED:
+    if kind != "delimited":
         raise DataError(
-            f"--data {text}: not a split name ({', '.join(SPLIT_NAMES)}), a parquet file/folder/glob or a "
-            f"CSV/TSV file ({', '.join(DELIMITED)})"
+            f"--data {text}: not a split name ({', '.join(SPLITS)}), a parquet file/folder/glob or a "
+            f"CSV/TSV file ({', '.join(DELIMITERS)})"
         )
-    if not path.is_file():
-        raise DataError(f"data file {path} does not exist")
-    return _delimited_chunks(path, DELIMITED[ext], encoder, batch_size, extras), None
+    return _delimited_chunks(iter_table_chunks(path, batch_size, schema=encoder.schema), encoder, extras), None
 
 
 def _split_chunks(run: Any, split: str, batch_size: int) -> tuple[Iterator[EncodedData], int | None]:
-    from adaptive_loop.workflows import load_split
+    from adaptive_loop.runs import load_split
 
     data = load_split(run, split)
     if hasattr(data, "iter_encoded"):  # a streamed parquet dataset
@@ -290,30 +287,17 @@ def _split_chunks(run: Any, split: str, batch_size: int) -> tuple[Iterator[Encod
     return chunks(), len(data)
 
 
-def _delimited_chunks(path: Path, sep: str, encoder: Any, batch_size: int, extras: Sequence[str]) -> Iterator[EncodedData]:
-    import pandas as pd
-
+def _delimited_chunks(frames: Iterator[Any], encoder: Any, extras: Sequence[str]) -> Iterator[EncodedData]:
+    """Encode raw chunks with the run's encoder; without an id column, ids are row numbers in the file."""
     from adaptive_loop.data.pipeline import encode_for_scoring
 
-    schema = encoder.schema
-    text_columns = [f.name for f in schema.categorical] + [s.name for s in schema.sequences]
-    if schema.group is not None:
-        text_columns.append(schema.group)
     offset = 0
-    try:
-        reader = pd.read_csv(path, sep=sep, dtype={c: "string" for c in text_columns}, chunksize=batch_size)
-        for frame in reader:
-            encoded = encode_for_scoring(encoder, frame, extras=extras)
-            if schema.id is None:
-                encoded.ids = offset + np.arange(len(encoded), dtype=np.int64)
-            offset += len(encoded)
-            yield encoded
-    except UnicodeDecodeError as exc:
-        raise DataError(f"data file {path} is not UTF-8 text (byte at position {exc.start})") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"data file {path} is empty (no header row)") from None
-    except pd.errors.ParserError as exc:
-        raise DataError(f"data file {path} could not be parsed with delimiter {sep!r}: {str(exc).splitlines()[0]}") from None
+    for frame in frames:
+        encoded = encode_for_scoring(encoder, frame, extras=extras)
+        if encoder.schema.id is None:
+            encoded.ids = offset + np.arange(len(encoded), dtype=np.int64)
+        offset += len(encoded)
+        yield encoded
 
 
 # --------------------------------------------------------------------------- one call

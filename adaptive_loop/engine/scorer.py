@@ -174,7 +174,7 @@ class AdaptiveScorer:
         """Score an `EncodedData` chunk (side columns for the controller come from it, as in a trace)."""
         features = None
         if self.needs_features:
-            from adaptive_loop.tracing import side_features
+            from adaptive_loop.trace_builder import side_features
 
             features = side_features(data, self.categorical_names)
         out = self.score_batch(data.to_batch(device=device), features=features)

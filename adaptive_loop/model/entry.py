@@ -14,7 +14,7 @@ from torch import nn
 from adaptive_loop.data.batch import Batch
 from adaptive_loop.data.spec import FeatureSpec
 from adaptive_loop.model.attention import attention_mask, structure_mask
-from adaptive_loop.model.config import ModelConfig
+from adaptive_loop.model.loopctr_config import LoopCTRConfig as ModelConfig
 from adaptive_loop.model.moe import AuxCollector
 from adaptive_loop.model.tokens import Tokenizer
 from adaptive_loop.model.transformer import TransformerLayer

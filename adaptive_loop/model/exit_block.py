@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from adaptive_loop.model.attention import Attention
-from adaptive_loop.model.config import ModelConfig
+from adaptive_loop.model.loopctr_config import LoopCTRConfig as ModelConfig
 from adaptive_loop.model.layers import MLP
 from adaptive_loop.model.moe import AuxCollector
 

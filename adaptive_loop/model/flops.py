@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from adaptive_loop.model.api import FlopsBreakdown
-from adaptive_loop.model.config import ModelConfig
+from adaptive_loop.model.loopctr_config import LoopCTRConfig
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def hyper_connection_flops(t: int, d: int, n: int, dynamic: bool) -> float:
     return float(t * flops)
 
 
-def layer_flops(config: ModelConfig, t: int) -> float:
+def layer_flops(config: LoopCTRConfig, t: int) -> float:
     """One pre-norm transformer layer (self-attention + FFN) over t tokens."""
     c = config
     return attention_flops(t, t, c.d_model, c.moe_attention, c.n_experts, c.top_k, True) + ffn_flops(
@@ -82,7 +82,7 @@ def layer_flops(config: ModelConfig, t: int) -> float:
     )
 
 
-def loopctr_flops(config: ModelConfig, geom: TokenGeometry) -> FlopsBreakdown:
+def loopctr_flops(config: LoopCTRConfig, geom: TokenGeometry) -> FlopsBreakdown:
     """FLOPs per sample of Entry, one Loop step, one Exit evaluation and one summary."""
     c, d = config, config.d_model
     tokens = 2.0 * d * sum(geom.glb_widths) + 2.0 * geom.seq_len * geom.seq_in * d

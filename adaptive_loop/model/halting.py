@@ -21,7 +21,7 @@ stopping rules, which differ only in how the per-depth probabilities sigmoid(a_t
 
 The inputs are standardised inside the head with `mean` / `std` buffers: set from data for
 post-hoc training, or tracked as running statistics during joint training with LoopCTR.
-Controllers run the fitted head in numpy (see `controllers.heads`), so this module is only
+Controllers run the fitted head in numpy (see `controllers.learned.heads`), so this module is only
 needed to train one.
 """
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from adaptive_loop.model.attention import attention_mask, structure_mask
-from adaptive_loop.model.config import ModelConfig
+from adaptive_loop.model.loopctr_config import LoopCTRConfig as ModelConfig
 from adaptive_loop.model.hyper import HyperConnection
 from adaptive_loop.model.moe import AuxCollector
 from adaptive_loop.model.transformer import TransformerLayer

@@ -20,7 +20,7 @@ from adaptive_loop.data.batch import Batch
 from adaptive_loop.data.spec import FeatureSpec
 from adaptive_loop.errors import ConfigError
 from adaptive_loop.model.api import DepthOutputs, FlopsBreakdown
-from adaptive_loop.model.config import ModelConfig
+from adaptive_loop.model.loopctr_config import LoopCTRConfig as ModelConfig
 from adaptive_loop.model.embeddings import masked_mean
 from adaptive_loop.model.entry import EntryBlock
 from adaptive_loop.model.exit_block import ExitBlock

@@ -31,7 +31,7 @@ from adaptive_loop.data.batch import Batch
 from adaptive_loop.data.spec import PAD_ID, FeatureSpec
 from adaptive_loop.errors import ConfigError
 from adaptive_loop.model.attention import Attention
-from adaptive_loop.model.config import ModelConfig
+from adaptive_loop.model.loopctr_config import LoopCTRConfig as ModelConfig
 from adaptive_loop.model.embeddings import FeatureEmbeddings
 from adaptive_loop.model.layers import normal_linear
 

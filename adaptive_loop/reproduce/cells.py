@@ -24,12 +24,12 @@ from typing import Any, Callable
 
 from adaptive_loop.data.pipeline import PreparedData
 from adaptive_loop.errors import ConfigError
-from adaptive_loop.evaluation import per_depth_metrics
 from adaptive_loop.io import write_json
 from adaptive_loop.model.flops import count_parameters
-from adaptive_loop.reproduce.settings import BenchmarkSettings
+from adaptive_loop.reproduce.settings import BenchmarkSettings, saved_fingerprint
 from adaptive_loop.reproduce.variants import Variant
 from adaptive_loop.trace import DepthTrace, save_trace
+from adaptive_loop.training.per_depth import per_depth_metrics
 
 RESULT_FILE = "result.json"
 FINGERPRINT_FILE = "cell.json"
@@ -117,7 +117,7 @@ def run_cell(
     on_epoch: Callable[[int, Any], None] | None = None,
 ) -> tuple[CellResult, bool]:
     """(result, reused): the finished result if there is one, else train (or resume) and evaluate."""
-    from adaptive_loop.train import train
+    from adaptive_loop.training import train
 
     folder = cell_dir(out_root, variant, seed)
     fingerprint = settings.fingerprint(variant, seed)
@@ -177,7 +177,7 @@ def evaluate_cell(variant: Variant, seed: int, folder: Path, data: PreparedData,
 
 
 def _trace(run: Any, data: PreparedData, split: str, depth: int) -> DepthTrace:
-    from adaptive_loop.tracing import build_trace
+    from adaptive_loop.trace_builder import build_trace
 
     return build_trace(
         run.model, data.split(split), depth, dataset=run.config.data.dataset, split=split,
@@ -209,7 +209,7 @@ def _check_fingerprint(folder: Path, fingerprint: dict[str, Any]) -> None:
     path = folder / FINGERPRINT_FILE
     if not path.is_file():
         return
-    saved = json.loads(path.read_text(encoding="utf-8"))
+    saved = saved_fingerprint(json.loads(path.read_text(encoding="utf-8")))
     if saved == fingerprint:
         return
     differences = _differences(saved, fingerprint)

@@ -35,7 +35,7 @@ from adaptive_loop.reproduce.report import (
     plot_headroom,
     plot_loop_scaling,
 )
-from adaptive_loop.reproduce.settings import BenchmarkSettings, base_config_path
+from adaptive_loop.reproduce.settings import BenchmarkSettings, base_config_path, saved_fingerprint
 from adaptive_loop.reproduce.throughput import ThroughputResult, measure_throughput, profile_training
 from adaptive_loop.reproduce.variants import MAIN_VARIANT, VARIANTS, Variant, resolve_variants
 
@@ -124,7 +124,7 @@ def finished_cells(settings: BenchmarkSettings, variants: list[Variant], out_roo
         for v in variants:
             result = load_finished(out_root, v, seed)
             if result is not None:
-                if result.fingerprint != settings.fingerprint(v, seed):
+                if saved_fingerprint(result.fingerprint) != settings.fingerprint(v, seed):
                     raise ConfigError(f"{out_root}/{v.name}/seed{seed} was run with other settings; use its own options "
                                       "or another --out-root")
                 out[v.name].append(result)

@@ -20,7 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from adaptive_loop.config import RunConfig, load_config
+from adaptive_loop.config import RunConfig, load_config, resolve_config
 from adaptive_loop.errors import ConfigError
 from adaptive_loop.reproduce.variants import Variant
 
@@ -30,8 +30,6 @@ _VOLATILE = {("data", "data_root"), ("train", "progress"), ("train", "num_thread
 
 def base_config_path(dataset: str, config: str | None) -> Path:
     """The base config: `config` (a file or a built-in name), else the built-in `<dataset>.yaml`."""
-    from adaptive_loop.cli import resolve_config
-
     return resolve_config(config or dataset)
 
 
@@ -101,11 +99,11 @@ class BenchmarkSettings:
 
     def cell_config(self, variant: Variant, seed: int) -> RunConfig:
         """The base config with the variant's overrides and the cell's seed."""
-        from adaptive_loop.config import apply_overrides
-        from adaptive_loop.config_loading import from_dict
+        from adaptive_loop.config import apply_overrides, config_from_dict
 
         raw = apply_overrides(self.base.to_dict(), [*variant.overrides, f"seed={seed}"])
-        config = from_dict(RunConfig, raw, "")
+        # the base's model keys are its own model's: a variant naming another model keeps its keys only
+        config = config_from_dict(raw, saved_run=True)
         # the trace depth of a loop model is the grid; the others stop at their own depth
         return dataclasses.replace(config, trace=dataclasses.replace(config.trace, max_depth=variant.eval_depth(self.grid_depth)))
 
@@ -149,6 +147,17 @@ class BenchmarkSettings:
             "grid_depth": self.grid_depth,
             "threads": self.threads,
         }
+
+
+def saved_fingerprint(saved: dict[str, Any]) -> dict[str, Any]:
+    """A fingerprint read back from a cell, in today's form: a model section saved before each
+    model had its own config holds every model's keys, of which only the cell model's count."""
+    from adaptive_loop.model import own_keys
+
+    model = saved.get("config", {}).get("model")
+    if not isinstance(model, dict):
+        return saved
+    return {**saved, "config": {**saved["config"], "model": _plain(own_keys(model))}}
 
 
 def _plain(value: Any) -> Any:

@@ -1,6 +1,6 @@
 """Training throughput of LoopCTR against what this CPU's dense matmul reaches, and a step profile.
 
-The measured code is the real trainer (`adaptive_loop.train.Trainer`) on the benchmark's
+The measured code is the real trainer (`adaptive_loop.training.Trainer`) on the benchmark's
 data: a forward pre-hook on the model stamps the start of every training forward, so the
 interval between two stamps is one whole optimiser step (batch assembly, forward, loss,
 backward, gradient clipping, AdamW). The first `warmup` intervals are dropped; the median
@@ -126,7 +126,7 @@ def _small_valid(data: PreparedData, rows: int) -> PreparedData:
 
 def measure_training(config: RunConfig, data: PreparedData, steps: int = 30, warmup: int = 5) -> tuple[float, int]:
     """(median seconds per training step, intervals measured) of the real trainer on `data`."""
-    from adaptive_loop.train import Trainer
+    from adaptive_loop.training import Trainer
 
     cfg = _short_run_config(config, warmup + steps + 1)
     with tempfile.TemporaryDirectory(prefix="adaptive-loop-throughput-") as tmp:
@@ -147,7 +147,7 @@ def profile_training(config: RunConfig, data: PreparedData, path: Path, active: 
     """Profile `active` whole training steps (after 1 skipped and 2 warm-up steps); write the top ops table."""
     from torch.profiler import ProfilerActivity, profile, schedule
 
-    from adaptive_loop.train import Trainer
+    from adaptive_loop.training import Trainer
 
     cfg = _short_run_config(config, 1 + 2 + active + 1)
     with tempfile.TemporaryDirectory(prefix="adaptive-loop-profile-") as tmp:
@@ -171,7 +171,7 @@ def profile_training(config: RunConfig, data: PreparedData, path: Path, active: 
 
 def measure_throughput(config: RunConfig, data: PreparedData, steps: int = 30, warmup: int = 5) -> ThroughputResult:
     """Samples/s and GFLOP/s of training `config`'s model on `data`, beside this CPU's matmul rate."""
-    from adaptive_loop.model.factory import build_model
+    from adaptive_loop.model import build_model
 
     torch.set_num_threads(max(1, config.train.num_threads))
     model = build_model(config.model, data.spec)

@@ -13,6 +13,8 @@ from adaptive_loop.data.schema import DatasetSchema
 from adaptive_loop.errors import ConfigError, DataError
 
 DATA_ROOT_ENV = "ADAPTIVE_LOOP_DATA_ROOT"
+#: The names of a dataset's splits, in order: every module that names a split uses these.
+SPLITS = ("train", "valid", "test")
 _HOW_TO_POINT = f"point at the data folder with --data-root PATH (or data.data_root in the config) or the {DATA_ROOT_ENV} environment variable"
 
 
@@ -35,7 +37,7 @@ class RawDataset:
 
     def splits(self) -> dict[str, pd.DataFrame]:
         """The three splits by name: `{'train': ..., 'valid': ..., 'test': ...}`."""
-        return {"train": self.train, "valid": self.valid, "test": self.test}
+        return {name: getattr(self, name) for name in SPLITS}
 
 
 def data_root_candidates(data_root: str | os.PathLike[str] | None = None) -> list[Path]:
