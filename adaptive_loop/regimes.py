@@ -3,7 +3,7 @@
 On data whose rows carry a known regime (the synthetic dataset's `needed_depth`), the
 question behind adaptive depth is not "does the model get better with depth" on average
 but "do the rows of regime k improve up to depth k and no further". `regime_auc` answers
-it from per-depth logits (as `adaptive_loop.evaluation.predict_depths` returns them),
+it from per-depth logits (as `adaptive_loop.training.per_depth.predict_depths` returns them),
 and, when the true click probabilities are known, puts each regime's Bayes AUC (the AUC
 of the true probabilities, the ceiling any model can reach) beside it.
 """

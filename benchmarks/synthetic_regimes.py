@@ -28,14 +28,14 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from adaptive_loop.cli import resolve_config
+from adaptive_loop.config import resolve_config
 from adaptive_loop.config import load_config
 from adaptive_loop.data.pipeline import prepare_data
-from adaptive_loop.evaluation import predict_depths
+from adaptive_loop.training.per_depth import predict_depths
 from adaptive_loop.io import write_json, write_text, write_with
 from adaptive_loop.regimes import RegimeAUC, format_regime_table, regime_auc
 from adaptive_loop.runs import load_run
-from adaptive_loop.train import train
+from adaptive_loop.training.trainer import train
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
