@@ -134,7 +134,9 @@ def generate_synthetic(
     place = np.argsort(order, axis=1)  # place[:, m] = history position of node m
     hist_next = np.empty((n, n_events), dtype=np.int64)
     np.put_along_axis(hist_next, place, place[:, parent], axis=1)
-    root_fb = np.argsort(row_rng.random((n, n_chains)), axis=1) < n_chains // 2  # balanced origins
+    # half of the origins clicked, so the history as a whole says nothing (with independent
+    # origins, "most origins clicked" would answer many rows at depth 0)
+    root_fb = np.argsort(row_rng.random((n, n_chains)), axis=1) < n_chains // 2
     relayed = np.repeat(root_fb, CHAIN, axis=1) ^ (row_rng.random((n, n_events)) < relay_noise)
     relayed[:, ::CHAIN] = root_fb  # an origin's own feedback is exact
     fb = 1 + relayed.astype(np.int64)  # 1 no click, 2 click
