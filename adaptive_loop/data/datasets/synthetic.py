@@ -70,6 +70,7 @@ def synthetic_schema(seq_len: int) -> DatasetSchema:
             CategoricalField("device"),
         ),
         sequences=(
+            SequenceField("hist_items", max_len=seq_len, vocab_from="item", pooled=False),
             SequenceField("hist_node", max_len=seq_len, vocab="node", pooled=False),
             SequenceField("hist_next", max_len=seq_len, vocab="node", pooled=False),
             SequenceField("hist_fb", max_len=seq_len, pooled=False),
@@ -165,6 +166,7 @@ def generate_synthetic(
             "slot": 2 * depth + row_rng.integers(0, 2, n),
             "hour": row_rng.integers(0, 24, n),
             "device": row_rng.integers(0, 4, n),
+            "hist_items": as_list(row_rng.integers(0, n_items, (n, n_events))),
             "hist_node": as_list(np.broadcast_to(np.arange(n_events), (n, n_events))),
             "hist_next": as_list(hist_next),
             "hist_fb": as_list(hist_fb),
