@@ -51,6 +51,10 @@ class HaltingConfig:
             raise ConfigError(f"train.halting.eps must lie in (0, 1), got {self.eps!r}")
 
 
+OPTIMIZERS = ("adamw", "adam")  # built by adaptive_loop.training.optim.build_optimizer
+LR_SCHEDULES = ("constant", "plateau")  # adaptive_loop.training.optim.PlateauSchedule
+
+
 @dataclass
 class TrainConfig:
     """How LoopCTR is trained (process supervision: mean BCE over depths 0..L + aux loss)."""
@@ -58,9 +62,41 @@ class TrainConfig:
     epochs: int = field(default=10, metadata={"help": "Maximum number of passes over the training split."})
     batch_size: int = field(default=1024, metadata={"help": "Training batch size (rows)."})
     eval_batch_size: int = field(default=8192, metadata={"help": "Batch size for validation, evaluation and traces."})
-    lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate."})
-    weight_decay: float = field(default=1e-5, metadata={"help": "AdamW decoupled weight decay (dense and embedding weights)."})
-    grad_clip: float = field(default=1.0, metadata={"help": "Clip the global gradient norm to this value; 0 disables clipping."})
+    optimizer: str = field(default="adamw", metadata={"help": "'adamw' or 'adam' (FuxiCTR/BARS train with Adam)."})
+    lr: float = field(default=1e-3, metadata={"help": "Learning rate (the starting one when lr_schedule is 'plateau')."})
+    weight_decay: float = field(
+        default=1e-5,
+        metadata={"help": "The optimiser's own weight decay on every parameter: decoupled with AdamW, added to the "
+                  "gradient with Adam. For FuxiCTR's penalties use embedding_l2 / dense_l2 instead."},
+    )
+    embedding_l2: float = field(
+        default=0.0,
+        metadata={"help": "lambda_E: adds lambda_E/2 * sum ||E||^2 over the whole of every embedding table to the loss "
+                  "at every step (FuxiCTR's embedding_regularizer; BARS Frappe_x1: 0.05). See adaptive_loop.training.optim."},
+    )
+    dense_l2: float = field(
+        default=0.0,
+        metadata={"help": "lambda_W: adds lambda_W/2 * sum ||W||^2 over every non-embedding parameter to the loss "
+                  "(FuxiCTR's net_regularizer; BARS Frappe_x1: 0)."},
+    )
+    lr_schedule: str = field(
+        default="constant",
+        metadata={"help": "'constant', or 'plateau': multiply the LR by lr_factor after every epoch without a gain of "
+                  "the monitor, floor min_lr, and keep training (FuxiCTR's reduce_lr_on_plateau)."},
+    )
+    lr_factor: float = field(default=0.1, metadata={"help": "Plateau schedule: factor applied to the LR at each cut (FuxiCTR: 0.1)."})
+    min_lr: float = field(default=1e-6, metadata={"help": "Plateau schedule: the LR never goes below this (FuxiCTR: 1e-6)."})
+    depth_loss_weights: tuple[float, ...] = field(
+        default=(),
+        metadata={"help": "Weights w_0..w_L of the per-depth BCE terms (loss = sum_l w_l BCE_l / sum_l w_l); "
+                  "empty = the paper's uniform mean over depths 0..L."},
+    )
+    grad_clip: float = field(default=1.0, metadata={"help": "Clip the global gradient norm to this value; 0 disables clipping (FuxiCTR: 10)."})
+    oov_dropout: dict[str, float] = field(
+        default_factory=dict,
+        metadata={"help": "{categorical field: p}: in training, replace the field's id by the OOV id in a share p of rows "
+                  "(trains the OOV embedding for evaluation splits with unseen ids, e.g. {user: 0.8}); see adaptive_loop.training.oov_dropout."},
+    )
     monitor: str = field(
         default="auc@L",
         metadata={
@@ -85,9 +121,27 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be >= 1, got {value}")
         if not self.lr > 0:
             raise ConfigError(f"train.lr must be > 0, got {self.lr}")
-        for name in ("weight_decay", "grad_clip", "min_delta"):
+        for name in ("weight_decay", "grad_clip", "min_delta", "embedding_l2", "dense_l2", "min_lr"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"train.optimizer={self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"train.lr_schedule={self.lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
+        if not 0.0 < self.lr_factor < 1.0:
+            raise ConfigError(f"train.lr_factor must lie in (0, 1), got {self.lr_factor!r}")
+        if self.lr_schedule == "plateau" and self.patience < 2:
+            raise ConfigError(
+                f"train.lr_schedule='plateau' with train.patience={self.patience}: training would stop at the first epoch "
+                f"without a gain, before the reduced learning rate is ever used; set train.patience >= 2"
+            )
+        for name, rate in self.oov_dropout.items():
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+                raise ConfigError(f"train.oov_dropout.{name} must be a probability in [0, 1], got {rate!r}")
+        self.oov_dropout = {str(k): float(v) for k, v in self.oov_dropout.items()}
+        self.depth_loss_weights = tuple(float(w) for w in self.depth_loss_weights)
+        if any(not w >= 0 for w in self.depth_loss_weights) or (self.depth_loss_weights and sum(self.depth_loss_weights) <= 0):
+            raise ConfigError(f"train.depth_loss_weights must be >= 0 with a positive sum, got {list(self.depth_loss_weights)}")
         if self.max_steps_per_epoch < 0:
             raise ConfigError(f"train.max_steps_per_epoch must be >= 0 (0 = no cap), got {self.max_steps_per_epoch}")
 

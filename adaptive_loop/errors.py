@@ -34,3 +34,7 @@ class NotFittedError(AdaptiveLoopError, RuntimeError):
 
 class BudgetError(AdaptiveLoopError, ValueError):
     """A compute budget lies outside what a controller can reach on the given trace."""
+
+
+class DownloadError(AdaptiveLoopError):
+    """A public dataset could not be downloaded: offline, refused, interrupted or an HTTP error."""

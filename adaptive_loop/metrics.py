@@ -93,6 +93,8 @@ def auc_from_counts(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
     Returns float64 with the leading shape (a 0-d array for 1-d counts); NaN where a class
     has no rows.
     """
+    pos = np.asarray(pos, dtype=np.float64)  # products of counts outgrow float32's exact integers
+    neg = np.asarray(neg, dtype=np.float64)
     neg_below = np.cumsum(neg, axis=-1) - neg
     num = np.sum(pos * (neg_below + 0.5 * neg), axis=-1)
     den = pos.sum(axis=-1) * neg.sum(axis=-1)

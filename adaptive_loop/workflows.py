@@ -60,7 +60,7 @@ def evaluate_run(
     logits, _ = predict_depths(
         run.model, split_data, depth, run.config.train.eval_batch_size, device=run.device, progress=progress
     )
-    rows = per_depth_metrics(split_data.labels, logits, run.model.flops(), groups=split_data.groups)
+    rows = per_depth_metrics(split_data.labels, logits, run.model.flops(), groups=split_data.groups, split=split)
     target = Path(out_dir) if out_dir is not None else run.run_dir
     title = f"{run.config.data.dataset} {run.config.model.name} L={run.model.train_loops}: {split} split"
     dense, embedding = count_parameters(run.model)

@@ -254,8 +254,8 @@ def plot_benchmark(path: Path, curves, frontier, oracle_curve, points, title: st
                 colour = colours[i % len(colours)]
                 ax.plot(curve.costs, curve.aucs, ".-", color=colour, lw=1, ms=3, label=f"{curve.name}")
                 mine = [p for p in points if p[0].startswith(curve.name + " @ ")]
-                for j, (_, cost, auc) in enumerate(mine):
-                    ax.plot([cost], [auc], "*" if j == 0 else "D", color=colour, ms=11 if j == 0 else 6, mec="k", mew=0.5)
+                for j, (_, cost, point_auc) in enumerate(mine):
+                    ax.plot([cost], [point_auc], "*" if j == 0 else "D", color=colour, ms=11 if j == 0 else 6, mec="k", mew=0.5)
             ax.set_xlabel("mean cost (FLOPs/sample)")
             ax.set_ylabel("AUC (test)")
             ax.grid(True, alpha=0.3)

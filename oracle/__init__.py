@@ -17,6 +17,11 @@ Main entry points:
 - `gain_targets(trace)` -> `GainTargets`: per-sample per-depth loss gains, the regression
   targets of learned controllers;
 - `needed_depth_agreement(trace)`: oracle depth vs the synthetic data's `needed_depth`;
+- `parametric_null(trace)` / `exchangeable_null(trace, seed_traces)`: predictions that
+  differ in no depth but spread as much as the depths do, and `compare_with_nulls` -> the
+  excess headroom of the real depths over them with a paired bootstrap interval (the
+  decomposition that adds the label-free predictability bound lives in
+  `adaptive_loop.harness.decomposition`, because it fits a controller's gain model);
 - `per_sample_bce`: the loss of every sample at every depth, the building block (costs per
   depth come from `CostModel.depth_costs`, a sample's logit at its depth from `DepthTrace.logits_at`).
 
@@ -40,7 +45,9 @@ from oracle.budgeted import (
     budgeted_oracle,
     budgeted_oracle_curve,
 )
+from oracle.excess import ExcessAnalysis, Interval, NullComparison, compare_with_nulls
 from oracle.headroom import DepthScore, HeadroomTable, OracleScore, fixed_depth_scores, headroom_table
+from oracle.null import NullCandidates, exchangeable_null, logits_at_depth, parametric_null
 
 __all__ = [
     "BudgetedAllocation",
@@ -48,17 +55,25 @@ __all__ = [
     "BudgetedOracleCurve",
     "DepthAgreement",
     "DepthScore",
+    "ExcessAnalysis",
     "GainTargets",
     "HeadroomTable",
+    "Interval",
+    "NullCandidates",
+    "NullComparison",
     "OracleScore",
     "budgeted_oracle",
     "budgeted_oracle_curve",
+    "compare_with_nulls",
     "depth_agreement",
+    "exchangeable_null",
     "fixed_depth_scores",
     "gain_targets",
     "gains_from_bce",
     "headroom_table",
+    "logits_at_depth",
     "needed_depth_agreement",
     "oracle_depths",
+    "parametric_null",
     "per_sample_bce",
 ]

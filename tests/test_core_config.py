@@ -53,5 +53,5 @@ def test_overrides_and_described_defaults(tiny_config_path) -> None:
     assert config.train.lr == 0.01 and config.model.train_loops == 1
     assert config.trace_depth() == 3  # L + 2
     text = describe_config(config)
-    assert "# AdamW learning rate." in text and "lr: 0.01" in text
+    assert "# Learning rate (the starting one when lr_schedule is 'plateau')." in text and "lr: 0.01" in text
     assert TrainConfig().monitor == "auc@L"

@@ -23,10 +23,17 @@ def test_router_selects_k_distinct_experts_with_designed_weights(renormalize: bo
     assert torch.equal(r.experts, top.indices)
     if renormalize:
         torch.testing.assert_close(r.weights.sum(-1), torch.ones(50))
+        torch.testing.assert_close(r.weights, top.values / top.values.sum(-1, keepdim=True))
     else:
         torch.testing.assert_close(r.weights, top.values)
-    assert sum(r.counts) == 100
+    assert r.counts == torch.bincount(r.experts.reshape(-1), minlength=4).tolist()
     assert torch.equal(torch.bincount(r.tokens, minlength=50), torch.full((50,), 2))
+    start = 0
+    for e, count in enumerate(r.counts):  # assignment rows are grouped by expert, tokens ascending
+        tokens = r.tokens[start : start + count]
+        assert torch.equal(tokens, torch.nonzero((r.experts == e).any(-1)).squeeze(1))
+        assert torch.equal(r.rows_t.t()[r.experts == e], torch.arange(start, start + count))
+        start += count
 
 
 @pytest.mark.parametrize("layer", ["linear", "ffn"])

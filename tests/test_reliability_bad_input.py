@@ -77,7 +77,6 @@ from adaptive_loop.data.spec import OOV_ID
 from adaptive_loop.data.streaming import iter_encoded_batches
 from adaptive_loop.errors import (
     BudgetError,
-    CheckpointError,
     ConfigError,
     DataError,
     NotFittedError,

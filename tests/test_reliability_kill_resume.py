@@ -6,6 +6,13 @@ a later epoch, possibly inside a checkpoint write). Resuming restores weights, o
 RNG state and early-stopping state from `checkpoints/last.pt`; the killed epoch restarts
 from its beginning with the same (seed, epoch) batch order, so the final per-depth
 metrics and weights equal those of an uninterrupted run.
+
+The run uses the whole training recipe whose state must survive the kill: Adam with the
+explicit embedding and dense L2 penalties, batch norm in the Exit tower (running
+statistics are model buffers), and the learning rate cut on plateau (the cut rate lives in
+the optimiser state, the count of cuts in the schedule state). `min_delta = 1` makes every
+epoch after the first one an epoch without a gain, so the rate is cut at every epoch
+boundary and a resumed run that lost the cut rate would diverge.
 """
 
 from __future__ import annotations
@@ -35,6 +42,14 @@ OVERRIDES = [
     "train.patience=100",
     "train.num_threads=1",
     "train.progress=false",
+    "train.optimizer=adam",
+    "train.embedding_l2=0.01",
+    "train.dense_l2=0.0001",
+    "train.lr_schedule=plateau",
+    "train.lr_factor=0.5",
+    "train.min_lr=0.0001",
+    "train.min_delta=1.0",
+    "model.batch_norm=true",
 ]
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL needs a POSIX system")
@@ -90,7 +105,10 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path, tiny_c
     assert after_resume["epochs_done"] == reference["epochs_done"] == EPOCHS
     for got, want in zip(after_resume["history"], reference["history"], strict=True):
         assert got["valid_auc"] == want["valid_auc"] and got["valid_logloss"] == want["valid_logloss"]
-        assert got["train_loss"] == want["train_loss"]
+        assert got["train_loss"] == want["train_loss"] and got["train_penalty"] == want["train_penalty"]
+        assert got["lr"] == want["lr"]
+    assert [r["lr"] for r in reference["history"]] == pytest.approx([1e-3, 1e-3, 5e-4, 2.5e-4, 1.25e-4, 1e-4])
+    assert after_resume["schedule_state"] == reference["schedule_state"] == {"mode": "plateau", "cuts": EPOCHS - 1}
     for name, weights in reference["model_state"].items():
         np.testing.assert_array_equal(after_resume["model_state"][name].numpy(), weights.numpy(), err_msg=name)
     assert full.best_epoch == int(after_resume["best_epoch"])

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 from conftest import TINY_OVERRIDES
 
 from adaptive_loop.cli import tune_command
 from adaptive_loop.config import load_config
 from adaptive_loop.data.pipeline import prepare_data
 from adaptive_loop.errors import ConfigError
-from adaptive_loop.training.model_tuning import ModelSearchSpace, apply_model_params, tune_model
+from adaptive_loop.training.model_tuning import ModelSearchSpace, SearchParam, apply_model_params, tune_model
 
 FAST = TINY_OVERRIDES + ["data.options.n_rows=1000", "train.max_steps_per_epoch=3", "train.num_threads=1"]
-SPACE = ModelSearchSpace(train_loops=(1, 2), d_model=(8, 16), lr=(1e-3, 5e-3), aux_weight=(1e-3, 1e-2))
+SPACE = ModelSearchSpace((
+    SearchParam("model.train_loops", 1, 2, integer=True),
+    SearchParam("model.d_model", choices=(8, 16)),
+    SearchParam("train.lr", 1e-3, 5e-3, log=True),
+    SearchParam("model.tower_hidden", choices=([16], [16, 8])),
+))
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +40,16 @@ def test_trials_report_every_epoch_and_resume(setup, tmp_path):
     for trial in study.trials:
         assert sorted(trial.intermediate_values) == list(range(config.train.epochs))
         assert (tmp_path / "trials" / f"trial_{trial.number}" / "checkpoints" / "best.pt").is_file()
-        assert SPACE.train_loops[0] <= trial.params["train_loops"] <= SPACE.train_loops[1]
+        assert 1 <= trial.params["model.train_loops"] <= 2
+        assert trial.params["model.tower_hidden"] in ("[16]", "[16, 8]")
     best = result.best_params
     assert result.best_value == pytest.approx(max(t.value for t in study.trials if t.value is not None))
     resumed = tune_model(config, tmp_path, n_trials=3, seed=0, space=SPACE, data=data)
     assert len(resumed.trials) == 3 and resumed.trials[0]["params"] == result.trials[0]["params"]
-    assert best.keys() == {"train_loops", "d_model", "lr", "aux_weight"}
+    assert best.keys() == {"model.train_loops", "model.d_model", "train.lr", "model.tower_hidden"}
+    run_config = load_config(Path(resumed.best_run_dir) / "config.yaml", saved_run=True)
+    assert list(run_config.model.tower_hidden) == yaml.safe_load(resumed.best_params["model.tower_hidden"])
+    assert run_config.train.lr == pytest.approx(resumed.best_params["train.lr"])
 
 
 def test_pruned_trials_stop_training_early(setup, tmp_path):
@@ -55,9 +66,33 @@ def test_pruned_trials_stop_training_early(setup, tmp_path):
 
 def test_trial_config_keeps_heads_dividing_the_width(setup):
     config, _ = setup
-    cfg = apply_model_params(config, {"train_loops": 2, "d_model": 12, "lr": 0.002, "aux_weight": 0.05})
+    cfg = apply_model_params(config, {"model.train_loops": 2, "model.d_model": 12, "train.lr": 0.002,
+                                      "model.aux_weight": 0.05, "model.tower_hidden": "[24, 12]"})
     assert cfg.model.d_model % cfg.model.n_heads == 0 and cfg.model.train_loops == 2
-    assert cfg.train.lr == 0.002 and cfg.model.aux_weight == 0.05
+    assert cfg.train.lr == 0.002 and cfg.model.aux_weight == 0.05 and list(cfg.model.tower_hidden) == [24, 12]
+
+
+def test_search_space_files_are_checked(tmp_path):
+    recipe = ModelSearchSpace.load("recipe")
+    assert {"train.embedding_l2", "train.lr", "model.tower_hidden"} <= {p.key for p in recipe.params}
+    with pytest.raises(ConfigError, match="nope"):
+        ModelSearchSpace.load("nope")
+    bad = tmp_path / "space.yaml"
+    bad.write_text("train.lr: {low: 0.1, high: 0.01}\n")
+    with pytest.raises(ConfigError, match="train.lr"):
+        ModelSearchSpace.load(bad)
+    bad.write_text("lr: {choices: [1, 2]}\n")
+    with pytest.raises(ConfigError, match="dotted"):
+        ModelSearchSpace.load(bad)
+    bad.write_text("train.lr: {low: 0.0, high: 0.01, log: true}\n")
+    with pytest.raises(ConfigError, match="log range"):
+        ModelSearchSpace.load(bad)
+
+
+def test_trial_with_an_unknown_key_names_it(setup):
+    config, _ = setup
+    with pytest.raises(ConfigError, match="train.lr_typo"):
+        apply_model_params(config, {"train.lr_typo": 0.1})
 
 
 def test_cli(tmp_path, tiny_config_path, capsys):

@@ -11,6 +11,7 @@ import sys
 from typing import Sequence
 
 from adaptive_loop.cli.controllers_command import add_subcommand as add_controllers
+from adaptive_loop.cli.datasets_command import add_subcommand as add_datasets
 from adaptive_loop.cli.oracle_command import add_subcommand as add_oracle
 from adaptive_loop.cli.run_commands import add_subcommands as add_run_commands
 from adaptive_loop.cli.score_command import add_subcommand as add_score
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     add_run_commands(sub)
-    for add in (add_oracle, add_controllers, add_tune, add_score):
+    for add in (add_datasets, add_oracle, add_controllers, add_tune, add_score):
         add(sub)
     return parser
 

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from adaptive_loop.config import load_config, resolve_config
+from adaptive_loop.config import BUILTIN_CONFIGS, load_config, resolve_config
 from adaptive_loop.data.datasets.base import SPLITS
 from adaptive_loop.errors import AdaptiveLoopError
 
@@ -30,7 +30,8 @@ def _config_from_args(args: argparse.Namespace, saved_run: bool = False):
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML run config: a file, or a built-in name (demo, frappe_x1, movielens_100k, tiny)")
+    builtin = ", ".join(sorted(p.stem for p in BUILTIN_CONFIGS.glob("*.yaml")))
+    parser.add_argument("--config", help=f"YAML run config: a file, or a built-in name ({builtin})")
     parser.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. --set train.lr=3e-4 (repeatable)"
     )
@@ -120,17 +121,8 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_datasets(args: argparse.Namespace) -> int:
-    """`adaptive-loop datasets`: print the built-in dataset names, one per line; returns 0."""
-    from adaptive_loop.data.datasets import available_datasets
-
-    for name in available_datasets():
-        print(name)
-    return 0
-
-
 def add_subcommands(sub: Any) -> None:
-    """Register train, evaluate, trace, demo, config and datasets on an argparse subparsers object."""
+    """Register train, evaluate, trace, demo and config on an argparse subparsers object."""
     p = sub.add_parser("train", help="train a model from a YAML config", description="Train a model with "
                        "process supervision (loss at every depth 0..L), early stopping and per-epoch checkpoints.")
     _add_config_options(p)
@@ -175,5 +167,3 @@ def add_subcommands(sub: Any) -> None:
     _add_config_options(p)
     p.set_defaults(func=cmd_config)
 
-    p = sub.add_parser("datasets", help="list the built-in datasets", description="List the built-in dataset names.")
-    p.set_defaults(func=cmd_datasets)

@@ -4,15 +4,18 @@
         --trials 30 --out runs/frappe/tune_act [--test-trace TEST.parquet] [--storage URL]
     adaptive-loop tune controller --trace VALID.parquet --controller lgbm_depth --multi-objective \\
         --trials 40 --out runs/frappe/tune_lgbm_pareto
-    adaptive-loop tune model --config frappe_x1 --trials 12 --out runs/frappe/tune_model [--epochs 4]
+    adaptive-loop tune model --config frappe_x1 --trials 12 --out runs/frappe/tune_model [--epochs 4] \\
+        [--space recipe | --space SPACE.yaml]
 
 `tune controller` splits the validation trace into a fit part and a tune part, searches the
 controller's hyperparameters (single objective: AUC at the budget, the budget being a
 constraint; `--multi-objective`: AUC and mean FLOPs with NSGA-II, a Pareto front), refits
 the best setting on the whole validation trace, calibrates it and saves it in
 `OUT/controller/`. With `--test-trace` the refitted controller is also reported on test.
-`tune model` tunes L, width, learning rate and aux weight with per-epoch pruning; each trial
-is a run folder under `OUT/trials/`.
+`tune model` tunes LoopCTR's config keys with per-epoch pruning; each trial is a run folder
+under `OUT/trials/`. The default space is L, width, learning rate and aux weight; `--space`
+names a built-in space (`recipe`: regularisation, learning rate, batch size, widths, experts)
+or a YAML file mapping dotted config keys to `{low, high, log, integer}` or `{choices}`.
 
 Studies live in `--storage` (default `sqlite:///OUT/study.db`; any database URL such as
 `postgresql://user@host/db`; or `journal:PATH` for a journal file shared by several
@@ -54,11 +57,12 @@ def add_subcommand(subparsers: Any) -> None:
     _study_options(c)
     c.set_defaults(func=run)
 
-    m = sub.add_parser("model", help="tune LoopCTR's L, width, learning rate and aux weight (with pruning)")
+    m = sub.add_parser("model", help="tune LoopCTR's config keys (default: L, width, lr, aux weight) with pruning")
     m.add_argument("--config", required=True, help="run config: a file or a built-in name")
     m.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override (repeatable)")
     m.add_argument("--epochs", type=int, help="epochs per trial (default: the config's train.epochs)")
     m.add_argument("--trials", type=int, default=10, help="finished trials wanted in the study (default 10)")
+    m.add_argument("--space", help="search space: a built-in name (recipe) or a YAML file (default: L, width, lr, aux weight)")
     _study_options(m)
     m.set_defaults(func=run)
 
@@ -128,19 +132,21 @@ def _tune_controller(args: argparse.Namespace) -> int:
 
 def _tune_model(args: argparse.Namespace) -> int:
     from adaptive_loop.config import load_config, resolve_config
-    from adaptive_loop.training.model_tuning import tune_model
+    from adaptive_loop.training.model_tuning import ModelSearchSpace, tune_model
 
     overrides = list(args.set or [])
     if args.epochs is not None:
         overrides.append(f"train.epochs={args.epochs}")
     config = load_config(resolve_config(args.config), overrides)
+    space = ModelSearchSpace.load(args.space) if args.space else None
     result = tune_model(config, args.out, args.trials, storage=args.storage, study_name=args.study_name or "loopctr",
-                        seed=args.seed, show_progress=not args.no_progress)
+                        seed=args.seed, space=space, show_progress=not args.no_progress)
     out = Path(args.out)
     _write_trials_csv(out / "trials.csv", result.trials)
     write_json(out / REPORT, result.to_dict())
     print(f"best {config.train.monitor} = {result.best_value:.5f} with {result.best_params} "
           f"({result.n_finished} finished, {result.n_pruned} pruned); best run {result.best_run_dir}")
+    print("as overrides: " + " ".join(f"--set {o}" for o in result.best_overrides()))
     print(f"study {result.study_name!r} in {result.storage}; wrote {out / REPORT}")
     return 0
 

@@ -30,7 +30,8 @@ class DepthOutputs:
     Attributes:
         logits: [B, K+1] logit after k loop steps.
         hidden: [B, K+1, h] hidden summary after k loop steps, or None if not asked for.
-        aux_loss: scalar auxiliary loss of this pass (MoE load balancing); 0 when none.
+        aux_loss: scalar auxiliary loss of this pass (MoE load balancing); 0 when none, and 0 in
+            passes without gradients (no_grad / inference_mode), which skip the balance statistics.
     """
 
     logits: torch.Tensor

@@ -1,17 +1,26 @@
-"""Multi-head attention with plain matmuls, optional MoE value/output projections, and masks.
+"""Multi-head attention with fused scaled-dot-product kernels, optional MoE value/output projections, and masks.
 
     Attn(Q, K, V) = softmax(Q K^T / sqrt(d_h) + mask) V          (per head)
 
-Written as `q @ k^T`, softmax, `@ v` rather than `scaled_dot_product_attention`, so
-`FlopCounterMode` counts it. With `moe_attention` (LoopCTR: MoE in attention) the value
-and output projections are top-k expert linears and one router decides, per token, which
-experts give that token's value and which project that token's attention output; Q and K
-stay dense. In cross-attention the key/value tokens and the query tokens are routed by the
-same router, each token set on its own.
+The score/softmax/weighted-sum core runs in `torch.nn.functional.scaled_dot_product_attention`
+(on CPU a fused flash-attention kernel, forward and backward), which was 1.5x faster than
+separate matmul, mask, softmax and dropout ops on LoopCTR's [B, heads, T, T] maps and holds
+no such map in memory. `FlopCounterMode` does not count that fused kernel on CPU; inside
+`torch.nn.attention.sdpa_kernel(SDPBackend.MATH)` the same call decomposes into matmuls it
+does count (the FLOP tests run that way). Dropout on the attention probabilities is off
+by default (`model.attention_dropout: 0`; dropout acts on the sub-layer output instead, see
+`transformer.py`); when set it goes through the kernel's `dropout_p`, which on CPU is slower.
 
-Masked keys get the most negative float before the softmax and the weights are multiplied
-by the mask after it, so a query with no visible key (an empty history) gets a zero output
-instead of NaN.
+A query with no visible key (an empty history) gets a zero output, not NaN: the kernel
+returns zeros for fully masked rows (the tests check it for both kernels).
+
+With `moe_attention` (LoopCTR: MoE in attention) the value and output projections are
+top-k expert linears and one router decides, per token, which experts give that token's
+value and which project that token's attention output; Q and K stay dense. In
+cross-attention the key/value tokens and the query tokens are routed by the same router,
+each token set on its own. The Q, K and router projections of one token set are one
+matmul with the three weight matrices side by side (fewer, larger matmuls; the skinny
+d x E router matmul alone was slow on CPU).
 
 `forward` is `keys_values` (K, V and the key tokens' routing) followed by `attend` (queries
 against those keys). The two halves are public so that keys computed once can serve many
@@ -21,10 +30,10 @@ candidate's global tokens attend them (`adaptive_loop.model.shared_sequence`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from adaptive_loop.model.layers import normal_linear
@@ -65,6 +74,7 @@ class Attention(nn.Module):
         super().__init__()
         self.d = d
         self.n_heads = n_heads
+        self.dropout = float(dropout)
         self.moe = moe
         self.q = normal_linear(d, d, init_std)
         self.k = normal_linear(d, d, init_std)
@@ -75,7 +85,6 @@ class Attention(nn.Module):
         else:
             self.v = normal_linear(d, d, init_std)
             self.o = normal_linear(d, d, init_std)
-        self.drop = nn.Dropout(dropout)
 
     def forward(
         self,
@@ -91,21 +100,24 @@ class Attention(nn.Module):
         `mask` [B or 1, 1, Tq, Tk] is True where a query may see a key; `valid_*` [B, T]
         mark non-padding tokens (router balance statistics only).
         """
-        self_attn = x_kv is None
-        kv = self.keys_values(x_q if self_attn else x_kv, valid_kv, aux)
-        return self.attend(x_q, kv, mask, valid_q, aux, route_q=kv.routing if self_attn else None)
+        if x_kv is not None:
+            kv = self.keys_values(x_kv, valid_kv, aux)
+            return self.attend(x_q, kv, mask, valid_q, aux)
+        b, t, d = x_q.shape
+        flat = x_q.reshape(b * t, d)
+        q, k, logits = self._project(flat, (self.q, self.k))
+        routing = self.router.route(logits, valid_kv.reshape(-1), aux) if self.moe else None
+        v = self.v(flat, routing) if self.moe else self.v(flat)
+        return self._attend_heads(q, self._heads(k, b, t), self._heads(v, b, t), mask, routing, b, t)
 
     def keys_values(self, x_kv: torch.Tensor, valid_kv: torch.Tensor, aux: AuxCollector | None = None) -> KeyValues:
         """Keys and values [B, h, Tk, d_h] of the tokens `x_kv` [B, Tk, d] (and their routing with MoE)."""
         b, tk, d = x_kv.shape
-        flat_kv = x_kv.reshape(b * tk, d)
-        route_kv = None
-        if self.moe:
-            route_kv = self.router(flat_kv, valid_kv.reshape(-1), aux)
-            v = self.v(flat_kv, route_kv)
-        else:
-            v = self.v(flat_kv)
-        return KeyValues(self._heads(self.k(x_kv), b, tk), self._heads(v, b, tk), route_kv)
+        flat = x_kv.reshape(b * tk, d)
+        k, logits = self._project(flat, (self.k,))
+        routing = self.router.route(logits, valid_kv.reshape(-1), aux) if self.moe else None
+        v = self.v(flat, routing) if self.moe else self.v(flat)
+        return KeyValues(self._heads(k, b, tk), self._heads(v, b, tk), routing)
 
     def attend(
         self,
@@ -122,16 +134,39 @@ class Attention(nn.Module):
         query tokens when it is None (cross-attention; per token the same decisions).
         """
         b, tq, d = x_q.shape
+        flat = x_q.reshape(b * tq, d)
         if self.moe and route_q is None:
-            route_q = self.router(x_q.reshape(b * tq, d), valid_q.reshape(-1), aux)
-        q = self._heads(self.q(x_q), b, tq) * (1.0 / math.sqrt(self.d // self.n_heads))
-        scores = q @ kv.k.transpose(-1, -2)  # [B, h, Tq, Tk]
-        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-        weights = torch.softmax(scores, dim=-1) * mask  # rows without a visible key become 0
-        out = self.drop(weights) @ kv.v  # [B, h, Tq, d_h]
-        out = out.transpose(1, 2).reshape(b * tq, d)
-        out = self.o(out, route_q) if self.moe else self.o(out)
-        return out.reshape(b, tq, d)
+            q, logits = self._project(flat, (self.q,))
+            route_q = self.router.route(logits, valid_q.reshape(-1), aux)
+        else:
+            q = self.q(flat)
+        return self._attend_heads(q, kv.k, kv.v, mask, route_q, b, tq)
+
+    def _project(self, flat: torch.Tensor, linears: tuple[nn.Linear, ...]) -> tuple[torch.Tensor, ...]:
+        """`flat` [N, d] through the given dense linears and, with MoE, the router: one matmul.
+
+        Returns each linear's output [N, d] and then the router logits [N, E] (or None).
+        """
+        weights = [lin.weight for lin in linears]
+        biases = [lin.bias for lin in linears]
+        if self.moe:
+            weights.append(self.router.proj.weight)
+            biases.append(flat.new_zeros(self.router.n_experts))
+        if len(weights) == 1:
+            return F.linear(flat, weights[0], biases[0]), None
+        out = F.linear(flat, torch.cat(weights), torch.cat(biases))
+        parts = out.split([w.shape[0] for w in weights], dim=1)
+        return (*parts, None) if not self.moe else parts
+
+    def _attend_heads(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, route: Routing | None, b: int, tq: int
+    ) -> torch.Tensor:
+        """Fused attention of queries q [B*Tq, d] on per-head k, v; then the output projection -> [B, Tq, d]."""
+        p = self.dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(self._heads(q, b, tq), k, v, attn_mask=mask, dropout_p=p)  # [B, h, Tq, d_h]
+        out = out.transpose(1, 2).reshape(b * tq, self.d)
+        out = self.o(out, route) if self.moe else self.o(out)
+        return out.reshape(b, tq, self.d)
 
     def _heads(self, x: torch.Tensor, b: int, t: int) -> torch.Tensor:
         return x.reshape(b, t, self.n_heads, self.d // self.n_heads).transpose(1, 2)

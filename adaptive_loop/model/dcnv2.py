@@ -15,6 +15,7 @@ from torch import nn
 from adaptive_loop.data.spec import FeatureSpec
 from adaptive_loop.errors import ConfigError
 from adaptive_loop.model.field_baseline import BaselineState, FieldBaseline, FieldBaselineConfig
+from adaptive_loop.model.layers import hidden_layers, init_linears
 from adaptive_loop.model.model_config import check_choice, check_widths
 
 DCN_STRUCTURES = ("stacked", "parallel")
@@ -47,7 +48,7 @@ class DCNv2Config(FieldBaselineConfig):
 
 
 class CrossLayer(nn.Module):
-    """x_{l+1} = x0 * (W x_l + b) + x_l; W full (PyTorch default init) or low rank U V^T."""
+    """x_{l+1} = x0 * (W x_l + b) + x_l; W full or low rank U V^T (init: `model.dense_init`)."""
 
     def __init__(self, dim: int, rank: int) -> None:
         super().__init__()
@@ -65,16 +66,12 @@ class DCNv2(FieldBaseline):
         super().__init__(config, spec)
         dim = self.input_dim
         self.cross = nn.ModuleList(CrossLayer(dim, config.dcn_low_rank) for _ in range(config.dcn_cross_layers))
-        layers: list[nn.Module] = []
-        width = dim
-        for h in config.dcn_hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            if config.dropout > 0:
-                layers.append(nn.Dropout(config.dropout))
-            width = h
-        self.deep = nn.Sequential(*layers)
+        self.deep = nn.Sequential(*hidden_layers(dim, config.dcn_hidden, config.dropout, config.batch_norm))
+        width = int(config.dcn_hidden[-1]) if config.dcn_hidden else dim
         self.parallel = config.dcn_structure == "parallel"
         self.head = nn.Linear(width + (dim if self.parallel else 0), 1)
+        for module in (self.cross, self.deep, self.head):
+            init_linears(module, config.dense_init)
 
     def exit(self, state: BaselineState) -> torch.Tensor:
         """Logit [B]: cross network and deep MLP (stacked or parallel) on the fields, then the head."""

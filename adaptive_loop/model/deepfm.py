@@ -45,7 +45,8 @@ class DeepFM(FieldBaseline):
         super().__init__(config, spec)
         self.first_order = FeatureEmbeddings(spec, 1, config.embed_init_std)  # w_f per id
         self.numeric_first = nn.Linear(len(spec.numeric), 1) if spec.numeric else None
-        self.deep = MLP(self.input_dim, config.deepfm_hidden, 1, config.dropout)
+        self.deep = MLP(self.input_dim, config.deepfm_hidden, 1, config.dropout,
+                        batch_norm=config.batch_norm, init=config.dense_init)
 
     def _first(self, batch: Batch, fields: torch.Tensor) -> torch.Tensor:
         first = self.first_order.categorical(batch.cat).sum(dim=(1, 2))

@@ -15,7 +15,13 @@ from adaptive_loop.data.spec import PAD_ID, FeatureSpec
 
 
 class FeatureEmbeddings(nn.Module):
-    """Per-table embeddings with lookups for categorical columns and sequences."""
+    """Per-table embeddings with lookups for categorical columns and sequences.
+
+    `holds_embeddings` marks every parameter here as an embedding for the training's
+    embedding penalty (`adaptive_loop.training.optim.split_parameters`).
+    """
+
+    holds_embeddings = True
 
     def __init__(self, spec: FeatureSpec, embed_dim: int, init_std: float) -> None:
         super().__init__()

@@ -36,10 +36,11 @@ class ExitBlock(nn.Module):
                 top_k=config.top_k,
                 renormalize=config.router_renormalize,
                 init_std=config.init_std,
-                dropout=config.dropout,
+                dropout=config.attention_dropout_rate,
             )
         self.final_norm = nn.LayerNorm(d)
-        self.tower = MLP(n_glb * d, config.tower_hidden, 1, config.dropout)
+        self.tower = MLP(n_glb * d, config.tower_hidden, 1, config.tower_dropout_rate,
+                         batch_norm=config.batch_norm, init=config.dense_init)
 
     def forward(
         self, h: torch.Tensor, valid: torch.Tensor, n_seq: int, aux: AuxCollector | None = None

@@ -31,7 +31,11 @@ class FieldBaselineConfig(ModelConfig):
     """Keys every field-embedding baseline has (no loop block: `train_loops` is 0)."""
 
     train_loops: int = field(default=0, metadata={"help": "Always 0: a baseline has no loop block, only depth 0 exists."})
-    dropout: float = field(default=0.0, metadata={"help": "Dropout on the deep part's hidden layers (training only) [ours]."})
+    dropout: float = field(
+        default=0.0,
+        metadata={"help": "Dropout after each hidden layer of the deep part (training only) [ours]; BARS tunes it per "
+                  "model (Frappe_x1: DeepFM 0.2, DCNv2 0.4)."},
+    )
     numeric_mode: str = field(
         default="embed",
         metadata={"help": "Numeric fields as scaled embeddings v_f * x_f ('embed') or as a dense MLP input ('dense')."},
@@ -65,7 +69,13 @@ class BaselineState:
 
 
 class FieldEmbedder(nn.Module):
-    """Batch -> field embeddings [B, F, e] (+ dense numeric input in 'dense' mode)."""
+    """Batch -> field embeddings [B, F, e] (+ dense numeric input in 'dense' mode).
+
+    All its parameters (tables and numeric field vectors v_f) are embeddings for the
+    training's embedding penalty (`adaptive_loop.training.optim.split_parameters`).
+    """
+
+    holds_embeddings = True
 
     def __init__(self, spec: FeatureSpec, config: FieldBaselineConfig) -> None:
         super().__init__()

@@ -6,7 +6,9 @@ other elementwise ops are excluded. Counts use the padded token counts the code 
 computes (T_seq = the sequence's max_len, or m with compression), the full T x T score
 matrix even where the mask hides entries, exactly k experts per token for MoE layers
 (there is no token dropping), and every router. The test suite checks these numbers
-against FlopCounterMode for each part and for full forwards.
+against FlopCounterMode for each part and for full forwards, exactly; it runs attention
+through the math kernel there, because FlopCounterMode does not see the fused CPU kernel
+the model uses by default (see `attention.py`).
 
 The one exception is `summary`, which has no matmul: it counts the additions of the
 stream read-out and the token mean, so controllers that use summaries see a non-zero cost.
@@ -65,7 +67,7 @@ def ffn_flops(t: int, d: int, hidden: int, moe: bool, n_experts: int, top_k: int
 def hyper_connection_flops(t: int, d: int, n: int, dynamic: bool) -> float:
     """Merge A_m^T H (2 n d), residual mix A_r^T H (2 n^2 d), dynamic coefficients norm(H)[W_m|W_r|W_b] (2 n d (n+2)).
 
-    The merge and the mix run as broadcast multiply-and-sum, not matmuls (faster on CPU, see
+    The merge and the mix run as elementwise multiply-adds, not matmuls (faster on CPU, see
     `hyper.py`); they are counted all the same, so FlopCounterMode sees less than this.
     """
     flops = 2 * n * d + 2 * n * n * d

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from adaptive_loop.model.attention import attention_mask, structure_mask
+from adaptive_loop.model.hyper import HyperConnection, stream_major, token_major
 from adaptive_loop.model.loopctr_config import LoopCTRConfig as ModelConfig
-from adaptive_loop.model.hyper import HyperConnection
 from adaptive_loop.model.moe import AuxCollector
 from adaptive_loop.model.transformer import TransformerLayer
 
@@ -44,9 +44,10 @@ class LoopBlock(nn.Module):
         mask = attention_mask(structure_mask(n_seq, t - n_seq, "prefix", H.device), valid)
         if not self.hyper:
             return self.layer(H.squeeze(-2), mask, valid, aux).unsqueeze(-2)
-        a_m, a_r, b = self.hc_attn.coefficients(H)
-        y = self.layer.attention_sublayer(self.hc_attn.merge(H, a_m), mask, valid, aux)
-        H = self.hc_attn.write(H, y, a_r, b)
-        a_m, a_r, b = self.hc_ffn.coefficients(H)
-        y = self.layer.ffn_sublayer(self.hc_ffn.merge(H, a_m), valid, aux)
-        return self.hc_ffn.write(H, y, a_r, b)
+        Hs = stream_major(H)
+        C = self.hc_attn.coefficients(Hs)
+        y = self.layer.attention_sublayer(self.hc_attn.merge(Hs, C), mask, valid, aux)
+        Hs = self.hc_attn.write(Hs, y, C)
+        C = self.hc_ffn.coefficients(Hs)
+        y = self.layer.ffn_sublayer(self.hc_ffn.merge(Hs, C), valid, aux)
+        return token_major(self.hc_ffn.write(Hs, y, C))

@@ -104,11 +104,13 @@ class LoopCTR(nn.Module):
         """Logits [B, K+1] after 0..K loop steps (K = `depth`, default L), summaries, and the MoE aux loss.
 
         The aux loss averages the load-balancing loss over every router call that ran
-        (Entry, each loop iteration, each Exit evaluation).
+        (Entry, each loop iteration, each Exit evaluation). Without gradients (`torch.no_grad`,
+        `torch.inference_mode`) nothing can be trained with it, so the routers skip their
+        balance statistics and the aux loss is 0.
         """
         depth = self.train_loops if depth is None else int(depth)
         self._check_depth(depth)
-        aux = AuxCollector()
+        aux = AuxCollector() if torch.is_grad_enabled() else None
         state = self._enter(batch, aux)
         logits = [self._exit(state, aux)]
         hidden = [self.summarize(state)] if return_hidden else []
@@ -120,7 +122,7 @@ class LoopCTR(nn.Module):
         return DepthOutputs(
             logits=torch.stack(logits, dim=1),
             hidden=torch.stack(hidden, dim=1) if return_hidden else None,
-            aux_loss=aux.loss(self.config.balance_loss, device=logits[0].device),
+            aux_loss=(aux or AuxCollector()).loss(self.config.balance_loss, device=logits[0].device),
         )
 
     def flops(self) -> FlopsBreakdown:

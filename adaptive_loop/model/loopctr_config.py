@@ -18,6 +18,7 @@ BALANCE_LOSSES = ("switch", "entropy")
 ENTRY_GROUPS = ("seq_global", "prefix", "full")
 SUMMARIES = ("mean_global", "mean_all")
 HC_READOUTS = ("mean", "sum")
+TOKEN_GROUPINGS = ("schema", "per_field")
 
 
 @dataclass
@@ -35,7 +36,26 @@ class LoopCTRConfig(ModelConfig):
         default=3,
         metadata={"help": "L: loop steps used in training (process supervision over depths 0..L); L = 3 is the reported main setting."},
     )
-    dropout: float = field(default=0.0, metadata={"help": "Dropout on attention weights, sub-layer outputs and tower layers (training only) [ours]."})
+    dropout: float = field(
+        default=0.0,
+        metadata={"help": "Dropout on sub-layer outputs (attention and FFN) and MLP tower layers (training only), unless "
+                  "sublayer_dropout or tower_dropout set their own rate; the attention weights have their own "
+                  "attention_dropout [ours]."},
+    )
+    attention_dropout: float = field(
+        default=0.0,
+        metadata={"help": "Dropout on the attention weights (Entry, Loop, Exit cross-attention), training only; 0 keeps "
+                  "the fused attention kernel, > 0 goes through its dropout_p (slower on CPU) [ours]."},
+    )
+    sublayer_dropout: float | None = field(
+        default=None,
+        metadata={"help": "Dropout on the attention and FFN sub-layer outputs before the residual add; null = model.dropout."},
+    )
+    tower_dropout: float | None = field(
+        default=None,
+        metadata={"help": "Dropout after each hidden layer of the Exit task tower; null = model.dropout (the "
+                  "baselines' model.dropout is their tower dropout: BARS Frappe_x1 tunes DeepFM 0.2, DCNv2 0.4)."},
+    )
     d_model: int = field(default=64, metadata={"help": "Token width d of the Entry/Loop/Exit blocks [ours; not published]."})
     n_heads: int = field(default=4, metadata={"help": "Attention heads; must divide d_model [ours]."})
     ffn_mult: int = field(default=2, metadata={"help": "FFN hidden width = ffn_mult * d_model, per expert [ours]."})
@@ -85,6 +105,11 @@ class LoopCTRConfig(ModelConfig):
             "and 'prefix' keep sequence tokens independent of the candidate item."
         },
     )
+    token_groups: str = field(
+        default="schema",
+        metadata={"help": "Global tokens [ours]: 'schema' (the dataset's token_groups, e.g. frappe_x1's 5 grouped tokens) "
+                  "or 'per_field' (one token per categorical field and pooled sequence, numerics together)."},
+    )
     summary: str = field(
         default="mean_global",
         metadata={"help": "Hidden summary of a state [ours]: 'mean_global' (mean of the global tokens) or 'mean_all' (mean of all valid tokens)."},
@@ -110,6 +135,7 @@ class LoopCTRConfig(ModelConfig):
         check_choice("entry_groups", self.entry_groups, ENTRY_GROUPS)
         check_choice("summary", self.summary, SUMMARIES)
         check_choice("hc_readout", self.hc_readout, HC_READOUTS)
+        check_choice("token_groups", self.token_groups, TOKEN_GROUPINGS)
         for key in ("d_model", "n_heads", "ffn_mult", "n_experts", "top_k", "hc_streams"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"model.{key} must be >= 1, got {getattr(self, key)!r}")
@@ -119,6 +145,12 @@ class LoopCTRConfig(ModelConfig):
             raise ConfigError(f"model.n_heads={self.n_heads} must divide model.d_model={self.d_model}")
         if self.top_k > self.n_experts:
             raise ConfigError(f"model.top_k={self.top_k} must be <= model.n_experts={self.n_experts}")
+        for key in ("attention_dropout", "sublayer_dropout", "tower_dropout"):
+            value = getattr(self, key)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ConfigError(f"model.{key} must be in [0, 1), got {value!r}")
+        if not self.init_std > 0:
+            raise ConfigError(f"model.init_std must be > 0, got {self.init_std!r}")
         if self.aux_weight < 0:
             raise ConfigError(f"model.aux_weight must be >= 0, got {self.aux_weight!r}")
         check_widths(self, "tower_hidden")
@@ -126,6 +158,21 @@ class LoopCTRConfig(ModelConfig):
     @property
     def ffn_hidden(self) -> int:
         return self.ffn_mult * self.d_model
+
+    @property
+    def attention_dropout_rate(self) -> float:
+        """Dropout on attention weights: `attention_dropout` (not inherited from `dropout`, which would cost the fused kernel)."""
+        return self.attention_dropout
+
+    @property
+    def sublayer_dropout_rate(self) -> float:
+        """Dropout on sub-layer outputs: `sublayer_dropout`, or `dropout` when unset."""
+        return self.dropout if self.sublayer_dropout is None else self.sublayer_dropout
+
+    @property
+    def tower_dropout_rate(self) -> float:
+        """Dropout in MLP towers: `tower_dropout`, or `dropout` when unset."""
+        return self.dropout if self.tower_dropout is None else self.tower_dropout
 
     @property
     def streams(self) -> int:

@@ -18,6 +18,8 @@ from typing import Any, ClassVar
 from adaptive_loop.config_loading import from_dict
 from adaptive_loop.errors import ConfigError
 
+DENSE_INITS = ("torch", "xavier_normal")
+
 
 @dataclass
 class ModelConfig:
@@ -27,7 +29,20 @@ class ModelConfig:
     embed_dim: int = field(default=16, metadata={"help": "Width e of every embedding table [ours]."})
     train_loops: int = field(default=0, metadata={"help": "L: loop steps used in training (0 = no loop)."})
     dropout: float = field(default=0.0, metadata={"help": "Dropout in training only [ours]."})
-    embed_init_std: float = field(default=0.05, metadata={"help": "Std of the normal init of embedding tables [ours]."})
+    embed_init_std: float = field(
+        default=0.05,
+        metadata={"help": "Std of the normal init of embedding tables (and numeric field vectors) [ours]; FuxiCTR's default is 1e-4."},
+    )
+    batch_norm: bool = field(
+        default=False,
+        metadata={"help": "MLP towers (LoopCTR's Exit tower, the baselines' deep parts) as Linear -> BatchNorm -> ReLU -> "
+                  "Dropout (FuxiCTR's MLP_Block); off: no batch norm."},
+    )
+    dense_init: str = field(
+        default="torch",
+        metadata={"help": "Init of the MLP tower, cross and head linears: 'torch' (PyTorch default, Kaiming-uniform) or "
+                  "'xavier_normal' (FuxiCTR: Xavier-normal weights, zero biases). Transformer projections keep init_std."},
+    )
 
     #: The preset `tiny()` starts from: a very small model for tests and notebooks.
     TINY: ClassVar[dict[str, Any]] = {"embed_dim": 4}
@@ -43,6 +58,9 @@ class ModelConfig:
             raise ConfigError(f"model.train_loops must be >= 0, got {self.train_loops!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
+        if not self.embed_init_std > 0:
+            raise ConfigError(f"model.embed_init_std must be > 0, got {self.embed_init_std!r}")
+        check_choice("dense_init", self.dense_init, DENSE_INITS)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> "ModelConfig":

@@ -35,7 +35,7 @@ from adaptive_loop.errors import ConfigError
 from adaptive_loop.model.api import FlopsBreakdown
 from adaptive_loop.model.attention import KeyValues
 from adaptive_loop.model.embeddings import masked_mean
-from adaptive_loop.model.hyper import expand_streams, read_out
+from adaptive_loop.model.hyper import expand_streams, read_out, stream_major, token_major
 from adaptive_loop.model.loopctr import LoopCTR
 from adaptive_loop.model.transformer import TransformerLayer
 
@@ -146,12 +146,12 @@ class SharedSequenceModel:
             hs, hg = _split_layer(block.layer, seq.squeeze(-2), state.seq_valid, glb.squeeze(-2), state.owner, True)
             return SharedSequenceState(hs.unsqueeze(-2), state.seq_valid, hg.unsqueeze(-2), state.owner, state.depth + 1)
         hc = block.hc_attn
-        ms, rs, bs = hc.coefficients(seq)
-        mg, rg, bg = hc.coefficients(glb)
-        ys, yg = _split_attention(block.layer, hc.merge(seq, ms), state.seq_valid, hc.merge(glb, mg), state.owner, True)
-        seq, glb = hc.write(seq, ys, rs, bs), hc.write(glb, yg, rg, bg)
-        seq = _ffn_hyper(block, seq, state.seq_valid)
-        glb = _ffn_hyper(block, glb, _ones(glb))
+        seq, glb = stream_major(seq), stream_major(glb)
+        cs, cg = hc.coefficients(seq), hc.coefficients(glb)
+        ys, yg = _split_attention(block.layer, hc.merge(seq, cs), state.seq_valid, hc.merge(glb, cg), state.owner, True)
+        seq, glb = hc.write(seq, ys, cs), hc.write(glb, yg, cg)
+        seq = token_major(_ffn_hyper(block, seq, state.seq_valid))
+        glb = token_major(_ffn_hyper(block, glb, _ones(glb[0])))
         return SharedSequenceState(seq, state.seq_valid, glb, state.owner, state.depth + 1)
 
     def exit(self, state: SharedSequenceState) -> torch.Tensor:
@@ -218,8 +218,8 @@ def _split_layer(
     return hs + layer.ffn_sublayer(hs, s_valid, None), hg + layer.ffn_sublayer(hg, _ones(hg), None)
 
 
-def _ffn_hyper(block, H: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """The FFN sub-layer of a hyper-connected Loop block (per token, so it needs no split)."""
+def _ffn_hyper(block, Hs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """The FFN sub-layer of a hyper-connected Loop block on stream-major Hs [n, B, T, d] (per token: no split)."""
     hc = block.hc_ffn
-    a_m, a_r, b = hc.coefficients(H)
-    return hc.write(H, block.layer.ffn_sublayer(hc.merge(H, a_m), valid, None), a_r, b)
+    C = hc.coefficients(Hs)
+    return hc.write(Hs, block.layer.ffn_sublayer(hc.merge(Hs, C), valid, None), C)

@@ -33,7 +33,6 @@ from adaptive_loop.errors import ConfigError
 from adaptive_loop.model.attention import Attention
 from adaptive_loop.model.loopctr_config import LoopCTRConfig as ModelConfig
 from adaptive_loop.model.embeddings import FeatureEmbeddings
-from adaptive_loop.model.layers import normal_linear
 
 Part = tuple[str, int]  # ("cat", column) | ("num", column) | ("pool", index into spec.pooled_sequences)
 
@@ -47,8 +46,12 @@ class Tokens:
     n_seq: int
 
 
-def resolve_groups(spec: FeatureSpec) -> list[list[Part]]:
-    """Field groups of the global tokens (see module docstring); ConfigError on unknown or repeated names."""
+def resolve_groups(spec: FeatureSpec, use_spec_groups: bool = True) -> list[list[Part]]:
+    """Field groups of the global tokens (see module docstring); ConfigError on unknown or repeated names.
+
+    `use_spec_groups=False` (config `token_groups: per_field`) ignores `spec.token_groups`:
+    one token per categorical field and per pooled sequence, the numerics together.
+    """
     where: dict[str, Part] = {}
     for i, f in enumerate(spec.categorical):
         where[f.name] = ("cat", i)
@@ -59,7 +62,7 @@ def resolve_groups(spec: FeatureSpec) -> list[list[Part]]:
     token_seqs = {s.name for s in spec.token_sequences}
     groups: list[list[Part]] = []
     used: set[str] = set()
-    for group in spec.token_groups or ():
+    for group in (spec.token_groups or ()) if use_spec_groups else ():
         parts = []
         for name in group:
             if name in token_seqs:
@@ -85,9 +88,9 @@ def resolve_groups(spec: FeatureSpec) -> list[list[Part]]:
 class GlobalTokens(nn.Module):
     """Heterogeneous projection g_j = W_j concat(e_f) + b_j, batched over tokens of equal input width."""
 
-    def __init__(self, spec: FeatureSpec, embed_dim: int, d: int) -> None:
+    def __init__(self, spec: FeatureSpec, embed_dim: int, d: int, use_spec_groups: bool = True) -> None:
         super().__init__()
-        self.groups = resolve_groups(spec)
+        self.groups = resolve_groups(spec, use_spec_groups)
         self.pooled_names = [s.name for s in spec.pooled_sequences]
         widths = [sum(1 if kind == "num" else embed_dim for kind, _ in g) for g in self.groups]
         buckets: dict[int, list[int]] = {}
@@ -159,13 +162,13 @@ class Tokenizer(nn.Module):
         super().__init__()
         e, d = config.embed_dim, config.d_model
         self.embeddings = FeatureEmbeddings(spec, e, config.embed_init_std)
-        self.global_tokens = GlobalTokens(spec, e, d)
+        self.global_tokens = GlobalTokens(spec, e, d, use_spec_groups=config.token_groups == "schema")
         self.token_seqs = [s.name for s in spec.token_sequences]
         self.pooled_seqs = [s.name for s in spec.pooled_sequences]
         lengths = {s.max_len for s in spec.token_sequences}
         if len(lengths) > 1:
             raise ConfigError(
-                f"token sequences must be aligned event by event and share max_len; got "
+                "token sequences must be aligned event by event and share max_len; got "
                 + ", ".join(f"{s.name}={s.max_len}" for s in spec.token_sequences)
             )
         self.max_len = lengths.pop() if lengths else 0

@@ -13,8 +13,9 @@ import torch
 from torch import nn
 
 from adaptive_loop.model.attention import Attention
-from adaptive_loop.model.loopctr_config import LoopCTRConfig as ModelConfig
+from adaptive_loop.model.dropout import Dropout
 from adaptive_loop.model.ffn import FeedForward
+from adaptive_loop.model.loopctr_config import LoopCTRConfig as ModelConfig
 from adaptive_loop.model.moe import AuxCollector
 
 
@@ -33,7 +34,7 @@ class TransformerLayer(nn.Module):
             top_k=config.top_k,
             renormalize=config.router_renormalize,
             init_std=config.init_std,
-            dropout=config.dropout,
+            dropout=config.attention_dropout_rate,
         )
         self.ffn_norm = nn.LayerNorm(d)
         self.ffn = FeedForward(
@@ -45,7 +46,7 @@ class TransformerLayer(nn.Module):
             renormalize=config.router_renormalize,
             init_std=config.init_std,
         )
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.sublayer_dropout_rate)
 
     def attention_sublayer(
         self, h: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor, aux: AuxCollector | None

@@ -148,7 +148,7 @@ def evaluate_cell(variant: Variant, seed: int, folder: Path, data: PreparedData,
         save_trace(trace, folder / f"trace_{split}.parquet")
     flops = run.model.flops()
     metrics = {
-        split: [row.to_dict() for row in per_depth_metrics(t.labels, t.logits, flops, groups=t.groups)]
+        split: [row.to_dict() for row in per_depth_metrics(t.labels, t.logits, flops, groups=t.groups, split=split)]
         for split, t in traces.items()
     }
     dense, embedding = count_parameters(run.model)

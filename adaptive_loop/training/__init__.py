@@ -1,9 +1,11 @@
 """Training depth models: the trainer loop and everything it is made of.
 
     trainer.py        `Trainer` (epochs, validation, DDP, streaming) and `train(config, run_dir)`
-    losses.py         process supervision: BCE at every depth 0..L plus the MoE balance term
-    optim.py          the optimiser (`build_optimizer`)
+    losses.py         process supervision: BCE at every depth 0..L (optionally weighted) plus the MoE balance term
+    optim.py          the optimiser (Adam / AdamW), explicit embedding / dense L2 penalties, LR cut on plateau
+    oov_dropout.py    training-time OOV replacement of chosen fields' ids (`train.oov_dropout`)
     early_stopping.py the validation monitor (`train.monitor`) behind early stopping
+    preflight.py      checks before the first epoch (AUC monitor on a single-class split, batch norm on 1 row)
     checkpoints.py    run-directory files, checkpoint format, what a resume must match
     history.py        `EpochRecord` (history.json) and `TrainResult`
     device.py         `resolve_device` (`train.device`: auto, cpu, cuda)

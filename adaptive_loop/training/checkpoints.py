@@ -4,7 +4,7 @@ Run directory layout (all files written atomically):
     config.yaml         the resolved run config
     spec.json           the encoded feature layout the model was built for
     encoder.json        fitted encoders (reused to score new data)
-    checkpoints/last.pt after every epoch (model, optimiser, RNG, history)
+    checkpoints/last.pt after every epoch (model, optimiser, LR schedule, RNG, history)
     checkpoints/best.pt at the best validation monitor so far
     history.json        per-epoch losses and validation metrics
 

@@ -20,6 +20,8 @@ class EpochRecord:
     seconds: float
     samples_per_second: float
     steps: int
+    lr: float = float("nan")  # learning rate used during the epoch (before any plateau cut after it)
+    train_penalty: float = 0.0  # mean explicit L2 penalty per step (train.embedding_l2 / dense_l2)
 
 
 @dataclass

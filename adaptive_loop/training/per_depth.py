@@ -7,6 +7,7 @@ and FLOPs per sample for each depth.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -33,7 +34,7 @@ class DepthMetrics:
         return asdict(self)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_depths(
     model: torch.nn.Module,
     data: EncodedData,
@@ -63,13 +64,37 @@ def predict_depths(
     return logits, hidden_arr
 
 
+class UndefinedAUCWarning(UserWarning):
+    """A split with a single class: its AUC is reported as NaN (logloss stays defined)."""
+
+
+def undefined_auc_reason(labels: np.ndarray) -> str | None:
+    """Why AUC is undefined on `labels` ('no rows' or 'a single class (...)'), or None when it is defined."""
+    y = np.asarray(labels).reshape(-1) > 0.5
+    if y.size == 0:
+        return "no rows"
+    if y.all() or not y.any():
+        return f"a single class (all {y.size:,} labels are {int(y[0])})"
+    return None
+
+
 def per_depth_metrics(
     labels: np.ndarray,
     logits: np.ndarray,
     flops: FlopsBreakdown,
     groups: np.ndarray | None = None,
+    split: str | None = None,
 ) -> list[DepthMetrics]:
-    """AUC, logloss, gAUC and FLOPs/sample at each depth column of `logits`."""
+    """AUC, logloss, gAUC and FLOPs/sample at each depth column of `logits`.
+
+    With `split` named, a split holding a single class triggers one `UndefinedAUCWarning`
+    naming it (its AUC columns are NaN); training refuses such a validation split outright
+    when it monitors an AUC (`adaptive_loop.training.preflight.check_monitor_defined`).
+    """
+    reason = undefined_auc_reason(labels) if split is not None else None
+    if reason is not None:
+        warnings.warn(f"the {split} split has {reason}: its AUC is undefined and reported as NaN", UndefinedAUCWarning,
+                      stacklevel=2)
     rows = []
     for depth in range(logits.shape[1]):
         column = logits[:, depth]

@@ -1,14 +1,17 @@
 """Process-supervised training of depth models: the trainer loop, with early stopping and resume.
 
 The loss (`training.losses`) is the paper's process supervision: the mean BCE over depths
-0..L plus the weighted auxiliary (MoE load-balancing) loss. The optimiser comes from
-`training.optim`, the validation monitor from `training.early_stopping`, the device from
-`training.device`, and the run directory layout and resume checks from
-`training.checkpoints`.
+0..L (or a weighted mean, `train.depth_loss_weights`) plus the weighted auxiliary (MoE
+load-balancing) loss, plus the explicit L2 penalties. The optimiser, the penalties and the
+learning-rate schedule come from `training.optim`, training-time OOV dropout from
+`training.oov_dropout`, the validation monitor from `training.early_stopping`, the checks
+made before the first epoch from `training.preflight`, the device from `training.device`,
+and the run directory layout and resume checks from `training.checkpoints`.
 
 Reproducibility: the seed fixes initialisation (`torch.manual_seed` before the model is
 built), the batch order (a generator seeded with (seed, epoch)) and dropout (torch's RNG
-state, saved in every checkpoint). A run resumed from its last checkpoint therefore
+state, saved in every checkpoint, as are the optimiser's learning rate and the plateau
+schedule's state). A run resumed from its last checkpoint therefore
 continues exactly as an uninterrupted one; a run killed mid-epoch restarts that epoch
 from its beginning and ends with the same weights.
 
@@ -50,9 +53,11 @@ from adaptive_loop.training.device import resolve_device
 from adaptive_loop.training.early_stopping import Monitor
 from adaptive_loop.training.history import EpochRecord, TrainResult
 from adaptive_loop.training.joint_halting import build_joint_halting
-from adaptive_loop.training.losses import process_supervised_loss, sharded_process_supervised_loss
-from adaptive_loop.training.optim import build_optimizer
+from adaptive_loop.training.losses import depth_weight_tensor, process_supervised_loss, sharded_process_supervised_loss
+from adaptive_loop.training.oov_dropout import OOVDropout
+from adaptive_loop.training.optim import PlateauSchedule, build_optimizer, current_lr, l2_penalty, split_parameters
 from adaptive_loop.training.per_depth import per_depth_metrics, predict_depths
+from adaptive_loop.training.preflight import check_batch_norm_batches, check_monitor_defined
 
 
 class Trainer:
@@ -90,7 +95,17 @@ class Trainer:
         self.epoch_callbacks = list(epoch_callbacks or [])
         head_params = self.halting.parameters() if self.halting is not None else []
         # --- end hooks ---
-        self.optimizer = build_optimizer(list(self.model.parameters()) + head_params, config.train)
+        # --- hooks: training recipe (training.optim, losses, oov_dropout): optimiser, explicit L2
+        #     penalties, LR schedule, per-depth loss weights, OOV dropout ---
+        cfg = config.train
+        self.optimizer = build_optimizer(list(self.model.parameters()) + head_params, cfg)
+        self.param_split = split_parameters(self.model)
+        self.schedule = PlateauSchedule(cfg.lr_schedule, cfg.lr_factor, cfg.min_lr)
+        self.depth_weights = depth_weight_tensor(cfg.depth_loss_weights, self.model.train_loops, self.device)
+        self.oov_dropout = OOVDropout(cfg.oov_dropout, data.spec)
+        if not isinstance(data.train, ParquetSplit):
+            check_batch_norm_batches(self.model, len(data.train), cfg)
+        # --- end hooks ---
         self.history: list[EpochRecord] = []
         self.best_monitor = float("nan")
         self.best_epoch = -1
@@ -122,6 +137,8 @@ class Trainer:
         epochs = self.config.train.epochs
         if self.bad_epochs >= self.config.train.patience:
             return self._result(stopped_early=True)
+        if not isinstance(self.data.valid, ParquetSplit):  # streamed: checked on each epoch's predictions
+            check_monitor_defined(self.data.valid.labels, self.monitor, self.config.train.monitor, "validation")
         for epoch in range(self.start_epoch, epochs):
             record = self._run_epoch(epoch)
             self.history.append(record)
@@ -130,6 +147,7 @@ class Trainer:
                 self.best_monitor, self.best_epoch, self.bad_epochs = record.monitor, epoch, 0
             else:
                 self.bad_epochs += 1
+            self.schedule.after_epoch(self.optimizer, improved)  # hook: LR cut on plateau (checkpointed below)
             if self.dist.is_main:
                 payload = self._checkpoint_payload(epoch + 1)
                 if improved:
@@ -191,15 +209,16 @@ class Trainer:
     def _step_loss(self, batch: Batch, global_rows: int, aux_weight: float) -> tuple[torch.Tensor, float, float]:
         """Forward one batch: (loss to backpropagate, summed per-row BCE, aux loss of the global batch)."""
         reduce = dist_utils.differentiable_sum(self.dist)
+        batch = self.oov_dropout(batch)  # hook: training-time OOV replacement (train.oov_dropout)
         with global_router_statistics(reduce):
             out = self.net(batch, return_hidden=self.halting is not None)
         if self.dist.enabled:
             loss, bce_sum = sharded_process_supervised_loss(
-                out.logits, batch.labels, out.aux_loss, aux_weight, global_rows, self.dist.world_size
+                out.logits, batch.labels, out.aux_loss, aux_weight, global_rows, self.dist.world_size, self.depth_weights
             )
             bce_total = float(bce_sum.detach())
         else:
-            loss, bce = process_supervised_loss(out.logits, batch.labels, out.aux_loss, aux_weight)
+            loss, bce = process_supervised_loss(out.logits, batch.labels, out.aux_loss, aux_weight, self.depth_weights)
             bce_total = float(bce.detach()) * len(batch)
         if self.halting is not None:  # hook: joint ACT halting term
             loss = loss + self.halting.loss(out, batch.labels)
@@ -210,11 +229,18 @@ class Trainer:
         self.model.train()
         aux_weight = float(getattr(self.config.model, "aux_weight", 0.0))
         totals = np.zeros(3)  # summed BCE, aux x rows, rows (this rank)
+        penalty_sum, lr = 0.0, current_lr(self.optimizer)
         started = time.perf_counter()
         steps, batches = self._epoch_batches(epoch)
         bar = tqdm(batches, total=steps, desc=f"epoch {epoch + 1}", disable=not self.progress, leave=False)
         for step, (batch, global_rows) in enumerate(bar):
             loss, bce_total, aux = self._step_loss(batch, global_rows, aux_weight)
+            # hook: explicit L2 penalties; every rank adds the same penalty of the same (synchronised)
+            # weights, so DDP's gradient average leaves its gradient as in a single process
+            penalty = l2_penalty(self.param_split, cfg.embedding_l2, cfg.dense_l2)
+            if penalty is not None:
+                loss = loss + penalty
+                penalty_sum += float(penalty.detach())
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; lower train.lr or "
@@ -244,12 +270,19 @@ class Trainer:
             seconds=seconds,
             samples_per_second=seen / max(seconds, 1e-9),
             steps=int(steps),
+            lr=lr,
+            train_penalty=penalty_sum / max(int(steps), 1),
         )
 
     # ----------------------------------------------------------------- validation
     def validate(self, data: EncodedData | ParquetSplit | None = None) -> tuple[list[float], list[float]]:
-        """Per-depth AUC and logloss over depths 0..L on the validation split (every rank gets the same)."""
+        """Per-depth AUC and logloss over depths 0..L on the validation split (every rank gets the same).
+
+        Raises `DataError` when the monitor is an AUC and the split holds a single class
+        (AUC undefined), instead of reporting NaN as the best epoch.
+        """
         labels, logits = self.predict(self.data.valid if data is None else data, self.config.model.train_loops)
+        check_monitor_defined(labels, self.monitor, self.config.train.monitor, "validation")
         rows = per_depth_metrics(labels, logits, self.model.flops())
         return [r.auc for r in rows], [r.logloss for r in rows]
 
@@ -280,6 +313,7 @@ class Trainer:
             "epochs_done": epochs_done,
             "model_state": self.model.state_dict(),
             "optimizer_state": self.optimizer.state_dict(),
+            "schedule_state": self.schedule.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "best_monitor": self.best_monitor,
             "best_epoch": self.best_epoch,
@@ -301,7 +335,8 @@ class Trainer:
             raise CheckpointError(f"{self.last_checkpoint}: train.halting.enabled differs from the run being resumed")
         if self.halting is not None:
             self.halting.restore(payload["halting"])
-        self.optimizer.load_state_dict(payload["optimizer_state"])
+        self.optimizer.load_state_dict(payload["optimizer_state"])  # includes the (possibly cut) learning rate
+        self.schedule.load_state_dict(payload.get("schedule_state", {}))
         torch.set_rng_state(payload["torch_rng"])
         if "cuda_rng" in payload and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(payload["cuda_rng"])

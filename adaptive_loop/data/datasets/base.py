@@ -15,7 +15,10 @@ from adaptive_loop.errors import ConfigError, DataError
 DATA_ROOT_ENV = "ADAPTIVE_LOOP_DATA_ROOT"
 #: The names of a dataset's splits, in order: every module that names a split uses these.
 SPLITS = ("train", "valid", "test")
-_HOW_TO_POINT = f"point at the data folder with --data-root PATH (or data.data_root in the config) or the {DATA_ROOT_ENV} environment variable"
+_HOW_TO_POINT = (
+    f"point at the data folder with --data-root PATH (or data.data_root in the config) or the {DATA_ROOT_ENV} "
+    "environment variable, or download a public dataset with `adaptive-loop datasets fetch NAME` (see `adaptive-loop datasets`)"
+)
 
 
 @dataclass

@@ -1,0 +1,88 @@
+"""`benchmarks/headroom_decomposition.py` end to end on small constructed traces."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+from _headroom_factory import planted
+
+from adaptive_loop.trace import save_trace
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "headroom_decomposition.py"
+
+
+def _load_script():
+    if "headroom_decomposition_bench" in sys.modules:
+        return sys.modules["headroom_decomposition_bench"]
+    spec = importlib.util.spec_from_file_location("headroom_decomposition_bench", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the script runs
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write(tmp_path: Path, name: str, seed: int, n_depths: int) -> dict[str, str]:
+    valid, _ = planted(700, n_depths, seed=seed)
+    test, seeds = planted(700, n_depths, seed=seed + 100, n_seeds=3)
+    valid.meta = test.meta = seeds[0].meta  # one model: same FLOPs and config
+    folder = tmp_path / name
+    files = {"valid": str(save_trace(valid, folder / "valid.parquet")), "test": str(save_trace(test, folder / "test.parquet"))}
+    files["seeds"] = ",".join(str(save_trace(s, folder / f"seed{k}.parquet")) for k, s in enumerate(seeds[:2]))
+    files["mc"] = str(folder / "mc")
+    for k, s in enumerate(seeds):
+        save_trace(s, folder / "mc" / f"pass_{k:02d}.parquet")
+    return files
+
+
+def test_benchmark_writes_the_issue_json_shape(tmp_path):
+    bench = _load_script()
+    a = _write(tmp_path, "a", 1, 4)
+    b = _write(tmp_path, "b", 2, 4)
+    out = tmp_path / "results"
+    argv = [
+        "--dataset", f"toy={a['valid']},{a['test']}", "--seed-traces", f"toy={a['seeds']}",
+        "--mc-dropout-traces", f"toy={a['mc']}",
+        "--claim3", f"toy_L1={b['valid']},{b['test']}",
+        "--controller", "confidence:criterion=margin", "--budget-depth", "1",
+        "--bootstrap", "30", "--repeats", "2", "--folds", "2", "--budget-points", "3", "--out", str(out), "--no-progress",
+    ]
+    assert bench.main(argv) == 0
+    record = json.loads((out / "headroom_decomposition.json").read_text())["toy"]
+    assert set(record["null_headroom"]) == {"seeds", "mc_dropout", "parametric"}
+    assert all(isinstance(v, float) for v in record["null_headroom"].values())
+    assert len(record["excess_ci"]) == 2 and record["excess_null"] in ("seeds", "mc-dropout")
+    assert len(record["sources"]["seed_traces"]) == 3  # the test trace's own model is one of the seeds
+    best = record["best_controller"]
+    assert {"name", "captured_of_oracle", "captured_of_excess", "ci_low"} <= set(best)
+    assert best["name"].startswith("confidence")
+    md = (out / "headroom_decomposition.md").read_text()
+    assert md.splitlines()[0].startswith("# ") and "python benchmarks/headroom_decomposition.py --dataset toy=" in md
+    assert (out / "headroom_decomposition.png").stat().st_size > 10_000
+    claim3 = json.loads((out / "headroom_decomposition_claim3.json").read_text())
+    assert claim3["toy_L1"]["train_loops"] == 3 and claim3["toy_L1"]["best_controller"] is None
+    assert "trained loops L" in (out / "headroom_decomposition_claim3.md").read_text()
+
+
+def test_benchmark_bad_dataset_entry_is_one_error_line(tmp_path, capsys):
+    bench = _load_script()
+    assert bench.main(["--dataset", "toy=only_one.parquet", "--out", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --dataset toy") and "Traceback" not in err
+
+
+def test_benchmark_builds_traces_from_a_run_directory(tiny_run, tmp_path):
+    bench = _load_script()
+    argv = [
+        "--dataset", f"tiny={tiny_run}", "--mc-dropout-p", "tiny=0.3", "--mc-passes", "2", "--max-depth", "1",
+        "--controller", "confidence:criterion=margin", "--budget-depth", "1", "--bootstrap", "20", "--repeats", "2",
+        "--folds", "2", "--budget-points", "3", "--predictability-no-hidden", "--out", str(tmp_path), "--no-progress",
+    ]
+    assert bench.main(argv) == 0
+    record = json.loads((tmp_path / "headroom_decomposition.json").read_text())["tiny"]
+    assert record["null_headroom"]["mc_dropout"] is not None and record["null_headroom"]["seeds"] is None
+    assert record["n_depths"] == 2 and record["sources"]["test"].endswith("trace_test_k1.parquet")
+    assert len(record["sources"]["mc_dropout_traces"]) == 2
+    assert (tiny_run / "null_traces" / "mc_dropout_test_k1" / "manifest.json").is_file()
