@@ -80,6 +80,27 @@ def test_bayes_auc_is_high_in_every_regime() -> None:
         assert roc_auc_score(part["label"], part["true_prob"]) > 0.88
 
 
+def test_hidden_relays_leave_feedback_at_the_origins_only() -> None:
+    noisy = generate_synthetic(n_rows=2_000, seed=5)
+    hidden = generate_synthetic(n_rows=2_000, seed=5, relay_feedback=False)
+    origin = _lists(hidden, "hist_next") == _lists(hidden, "hist_node")
+    fb_noisy, fb_hidden = _lists(noisy, "hist_fb"), _lists(hidden, "hist_fb")
+    assert (fb_hidden[~origin] == 3).all() and (fb_hidden[origin] == fb_noisy[origin]).all()
+    pd.testing.assert_series_equal(noisy["true_prob"], hidden["true_prob"])  # same rows, same truth
+
+
+def test_without_entry_hop_the_origin_sits_needed_depth_links_away() -> None:
+    frame = generate_synthetic(n_rows=2_000, seed=6, entry_hop=False)
+    node, nxt = _lists(frame, "hist_node"), _lists(frame, "hist_next")
+    rows = np.arange(len(frame))
+    current = np.full(len(frame), node.shape[1] - 1)
+    for step in range(3):  # follow needed_depth links from the latest event
+        current = np.where(frame["needed_depth"].to_numpy() > step, nxt[rows, current], current)
+    assert (nxt[rows, current] == node[rows, current]).all()  # an origin
+    latest_is_origin = nxt[:, -1] == node[:, -1]
+    assert (latest_is_origin == (frame["needed_depth"].to_numpy() == 0)).all()
+
+
 def test_depth_mix_and_bad_options() -> None:
     frame = generate_synthetic(n_rows=2_000, seed=0, depth_mix=(1, 0, 0, 1))
     assert set(frame["needed_depth"].unique()) == {0, 3}

@@ -176,6 +176,7 @@ def structure_mask(n_seq: int, n_glb: int, mode: str, device: torch.device | Non
     """[T, T] bool: which token (row = query) may attend which (column = key), tokens ordered [seq, global].
 
     - 'seq_global': block-diagonal, each group attends only within itself (Entry's grouped attention).
+    - 'seq_self': as 'seq_global', but a sequence token attends only itself (no lookup among events).
     - 'prefix': sequence tokens attend sequence tokens; global tokens attend all (Loop block).
     - 'full': everything attends everything.
     """
@@ -185,6 +186,9 @@ def structure_mask(n_seq: int, n_glb: int, mode: str, device: torch.device | Non
         return torch.ones(t, t, dtype=torch.bool, device=device)
     if mode == "seq_global":
         return is_seq[:, None] == is_seq[None, :]
+    if mode == "seq_self":
+        same_group = is_seq[:, None] == is_seq[None, :]
+        return same_group & (~is_seq[:, None] | torch.eye(t, dtype=torch.bool, device=device))
     if mode == "prefix":
         return ~is_seq[:, None] | is_seq[None, :]
     raise ValueError(f"unknown attention mask mode {mode!r}")

@@ -13,7 +13,10 @@ the events' history positions and chains are laid out in random order, so follow
 an attention lookup (the event whose `hist_node` equals my `hist_next`), never a fixed offset.
 Origins carry the true feedback, balanced within a history (half click, half no click, so it
 says nothing on its own); every other event relays its origin's feedback flipped with
-probability `relay_noise`.
+probability `relay_noise`, or, with `relay_feedback=False`, logs none (`hist_fb` 3, "not
+logged": only origins carry feedback). Noisy relays are what lets training get started: with
+relays hidden (or at `relay_noise` 0.5) LoopCTR learnt no lookup at all within thousands of
+steps (`benchmarks/results/synthetic_diagnosis.md`).
 
 The candidate comes from the latest history event, which sits `d + 1` referrals from its
 origin. With `fo = (item_bias + user_bias) / sqrt 2` (first-order effects, N(0, 1)),
@@ -49,6 +52,7 @@ from adaptive_loop.errors import ConfigError
 N_DEPTHS = 4  # needed depths 0..3
 CHAIN = N_DEPTHS + 1  # events per referral chain: its origin and events 1..4 referrals away from it
 MIN_SEQ_LEN = 2 * CHAIN
+NOT_LOGGED = 3  # hist_fb of an event whose feedback was not logged (relays with relay_feedback=False)
 
 
 def synthetic_schema(seq_len: int) -> DatasetSchema:
@@ -91,6 +95,8 @@ def generate_synthetic(
     strength: float = 2.5,
     first_order: float = 0.5,
     relay_noise: float = 0.3,
+    relay_feedback: bool = True,
+    entry_hop: bool = True,
     row_seed: int | None = None,
 ) -> pd.DataFrame:
     """All rows of the synthetic dataset (unsplit), including `needed_depth` and `true_prob`.
@@ -126,7 +132,8 @@ def generate_synthetic(
     parent = np.where(level == 0, np.arange(n_events), np.arange(n_events) - 1)
     depth = row_rng.choice(N_DEPTHS, size=n, p=mix / mix.sum())
     chain = row_rng.integers(0, n_chains, n)
-    start = chain * CHAIN + depth + 1  # the event the candidate comes from: depth + 1 referrals from its origin
+    # the event the candidate comes from: depth + 1 referrals from its origin (depth without an Entry hop)
+    start = chain * CHAIN + depth + int(entry_hop)
     # order[:, t] = the node at history position t: random, except that the start event is the latest one
     order = np.argsort(row_rng.random((n, n_events)), axis=1)
     at = np.argmax(order == start[:, None], axis=1)
@@ -141,6 +148,8 @@ def generate_synthetic(
     relayed = np.repeat(root_fb, CHAIN, axis=1) ^ (row_rng.random((n, n_events)) < relay_noise)
     relayed[:, ::CHAIN] = root_fb  # an origin's own feedback is exact
     fb = 1 + relayed.astype(np.int64)  # 1 no click, 2 click
+    if not relay_feedback:
+        fb[:, level != 0] = NOT_LOGGED
     hist_fb = np.empty_like(fb)
     np.put_along_axis(hist_fb, place, fb, axis=1)
 
@@ -188,6 +197,8 @@ def load_synthetic(
     strength: float = 2.5,
     first_order: float = 0.5,
     relay_noise: float = 0.3,
+    relay_feedback: bool = True,
+    entry_hop: bool = True,
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
 ) -> RawDataset:
     """The synthetic dataset split 80/10/10 at random (needs no files; `data_root` is ignored)."""
@@ -195,6 +206,7 @@ def load_synthetic(
     frame = generate_synthetic(
         n_rows=n_rows, seed=seed, seq_len=seq_len, n_users=n_users, n_items=n_items, n_categories=n_categories,
         depth_mix=depth_mix, strength=strength, first_order=first_order, relay_noise=relay_noise,
+        relay_feedback=relay_feedback, entry_hop=entry_hop,
     )
     train, valid, test = random_split(frame, tuple(fractions), seed)
     return RawDataset(
