@@ -32,6 +32,9 @@ reach the latest event and what that event read: information 1 link away. Each L
 lets every event read one more event, so following the referrals to an origin `d + 1` links
 away takes `d` loop steps (each event repeatedly taking over what its referrer knows, which
 an origin, referring to itself, keeps). At depth 0 a `d >= 1` sample only sees noisy relays.
+With `entry_hop=False` the candidate's event sits `d` links from its origin instead, for a
+model whose Entry does not look events up (LoopCTR with `model.entry_groups: seq_self`, as the
+demo runs it): every link is then one loop step, and at depth 0 a row sees its own relay only.
 The regime is visible but must be learnt (`slot` takes 8 values, `slot // 2 == d`); `hour`
 and `device` are noise. Everything is vectorised numpy: 1M rows take seconds. Split: random
 80/10/10, seeded.
