@@ -4,7 +4,10 @@
 2. train LoopCTR(L=3) with process supervision;
 3. print per-depth AUC / logloss / FLOPs on the test split and write them as JSON, CSV and a plot;
 4. write validation and test depth traces;
-5. print the oracle headroom table and how well oracle depths match the ground truth.
+5. print the oracle headroom table and how well oracle depths match the ground truth;
+6. measure whether depth helps exactly the rows that need it and whether an adaptive
+   controller beats every fixed depth at equal FLOPs (`demo_summary.json`, see
+   `adaptive_loop.demo_summary`).
 """
 
 from __future__ import annotations
@@ -52,26 +55,26 @@ def run_demo(
     run_dir = Path(out_dir) if out_dir else default_run_dir(config, prefix="demo")
     print(f"adaptive-loop demo: results go to {run_dir}")
 
-    print("[1/5] generating the embedded synthetic dataset ...")
+    print("[1/6] generating the embedded synthetic dataset ...")
     data = prepare_data(config.data, seed=config.seed, show_progress=progress)
     print(f"      train {len(data.train):,} / valid {len(data.valid):,} / test {len(data.test):,} rows")
 
-    print(f"[2/5] training LoopCTR(L={config.model.train_loops}) with a loss at every depth ...")
+    print(f"[2/6] training LoopCTR(L={config.model.train_loops}) with a loss at every depth ...")
     result = train(config, run_dir, data=data, progress=progress)
     print(f"      best epoch {result.best_epoch + 1}: {result.monitor} = {result.best_monitor:.4f}")
 
-    print("[3/5] per-depth metrics on the test split:")
+    print("[3/6] per-depth metrics on the test split:")
     evaluation = evaluate_run(run_dir, split="test", data=data.test)
     print(evaluation.table())
     print(evaluation.parameter_line())
 
-    print("[4/5] writing depth traces ...")
+    print("[4/6] writing depth traces ...")
     traces = {}
     for split in ("valid", "test"):
         traced = trace_run(run_dir, split, run_dir / f"trace_{split}.parquet", data=getattr(data, split))
         traces[split] = traced.path
 
-    print("[5/5] oracle headroom on the test split:")
+    print("[5/6] oracle headroom on the test split:")
     from adaptive_loop.trace import load_trace
     from oracle import headroom_table, needed_depth_agreement
 
@@ -89,12 +92,20 @@ def run_demo(
         summary["needed_depth_agreement"] = agreement.to_dict()
     write_json(run_dir / "oracle_test.json", summary)
 
+    print("[6/6] does depth help the rows that need it, and does a controller find them?")
+    from adaptive_loop.demo_summary import summarize_demo
+
+    verdict = summarize_demo(load_trace(traces["valid"]), test_trace, config.model.train_loops, seed=config.seed)
+    print(verdict.to_text())
+    write_json(run_dir / "demo_summary.json", verdict.to_dict())
+
     seconds = time.perf_counter() - started
     files = evaluation.files
     print(f"\ndone in {seconds / 60:.1f} min. Run folder: {run_dir}")
     if files:
         print(f"  per-depth results: {files.json.name}, {files.csv.name}; plot: {files.plot.name}")
-    print(f"  traces: {', '.join(p.name for p in traces.values())}; oracle report: oracle_test.json")
+    print(f"  traces: {', '.join(p.name for p in traces.values())}; oracle report: oracle_test.json; "
+          "summary: demo_summary.json")
     print(f"  next: adaptive-loop controllers evaluate --trace {traces['test']} --calibration-trace "
           f"{traces['valid']} --controller confidence --budget-depth 1 --out {run_dir / 'controllers'}")
     return DemoResult(run_dir=run_dir, evaluation=evaluation, trace_paths=traces, seconds=seconds)

@@ -15,11 +15,11 @@ def test_synthetic_default_is_encoded_with_extras() -> None:
     assert (len(data.train), len(data.valid), len(data.test)) == (3_200, 400, 400)
     assert data.spec.extras["dataset"] == "synthetic"
     assert data.train.cat.shape == (3_200, len(data.spec.categorical))
-    assert set(data.train.extras) == {"needed_depth", "seq_len"}
+    assert set(data.train.extras) == {"needed_depth", "true_prob", "seq_len"}
     assert set(np.unique(data.train.extras["needed_depth"])) == {0, 1, 2, 3}
     assert (data.train.extras["seq_len"] == (data.train.seq["hist_items"] != 0).sum(axis=1)).all()
     batch = data.valid.to_batch(slice(0, 8))
-    assert batch.seq["hist_items"].shape == (8, 20)
+    assert batch.seq["hist_items"].shape == (8, 10)
     again = prepare_data(DataConfig(options={"n_rows": 4_000}), seed=5)
     np.testing.assert_array_equal(again.test.cat, data.test.cat)
 

@@ -1,4 +1,4 @@
-"""The synthetic dataset: deterministic, all needed depths present, sizes, and a high Bayes AUC."""
+"""The synthetic dataset: deterministic, its referral-chain invariants, no label leak, a high Bayes AUC."""
 
 import numpy as np
 import pandas as pd
@@ -6,7 +6,12 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from adaptive_loop.data.datasets import generate_synthetic, load_raw_dataset
+from adaptive_loop.data.datasets.synthetic import synthetic_schema
 from adaptive_loop.errors import ConfigError
+
+
+def _lists(frame: pd.DataFrame, column: str) -> np.ndarray:
+    return np.stack(frame[column].to_numpy())
 
 
 def test_same_seed_same_rows_other_seed_other_rows() -> None:
@@ -20,22 +25,80 @@ def test_same_seed_same_rows_other_seed_other_rows() -> None:
 def test_needed_depth_and_sizes() -> None:
     raw = load_raw_dataset("synthetic", n_rows=20_000, seed=1, seq_len=12)
     assert (len(raw.train), len(raw.valid), len(raw.test)) == (16_000, 2_000, 2_000)
-    assert raw.extra_columns == ("needed_depth",)
+    assert raw.extra_columns == ("needed_depth", "true_prob")
     depth = raw.train["needed_depth"].to_numpy()
     assert set(np.unique(depth)) == {0, 1, 2, 3}
-    hist_len = raw.train["hist_items"].list.len().to_numpy()
-    assert hist_len.min() >= 4 and hist_len.max() <= 12
-    assert (raw.train["pointer"].to_numpy() < hist_len).all()
+    assert (raw.train["hist_items"].list.len().to_numpy() == 10).all()  # two whole chains fit in 12
     assert (raw.train["slot"].to_numpy() // 2 == depth).all()  # the regime is visible in the features
-    assert 0.35 < raw.train["label"].mean() < 0.65
+    assert 0.4 < raw.train["label"].mean() < 0.6
+
+
+def test_the_label_sits_needed_depth_plus_one_links_from_the_latest_event() -> None:
+    frame = generate_synthetic(n_rows=3_000, seed=2, strength=2.5, first_order=0.5)
+    node, nxt, fb = (_lists(frame, c) for c in ("hist_node", "hist_next", "hist_fb"))
+    rows = np.arange(len(frame))
+    assert (node == np.arange(node.shape[1])).all()  # ids are history positions
+    origin = nxt == node
+    assert (origin.sum(axis=1) == 2).all() and ((fb * origin).sum(axis=1) == 3).all()  # one click, one no-click origin
+    current = np.full(len(frame), node.shape[1] - 1)  # the latest event
+    for step in range(4):
+        arrived = origin[rows, current]
+        assert (arrived == (frame["needed_depth"].to_numpy() < step)).all()
+        current = nxt[rows, current]
+    reached = origin[rows, current]
+    assert reached.all()
+    # follow exactly needed_depth + 1 links: the origin's feedback sets the sign of the logit
+    current = np.full(len(frame), node.shape[1] - 1)
+    for step in range(4):
+        move = frame["needed_depth"].to_numpy() >= step
+        current = np.where(move, nxt[rows, current], current)
+    sign = 2.0 * (fb[rows, current] == 2) - 1.0
+    logit = np.log(frame["true_prob"] / (1 - frame["true_prob"])).to_numpy()
+    rest = logit - 2.5 * sign  # first-order effects only: N(0, 0.5^2)
+    assert abs(rest.mean()) < 0.1 and 0.4 < rest.std() < 0.6
+
+
+def test_no_feature_leaks_the_label_or_the_truth() -> None:
+    schema = synthetic_schema(10)
+    features = {f.name for f in schema.categorical} | {s.name for s in schema.sequences}
+    assert not features & {"label", "true_prob", "needed_depth"}
+    frame = generate_synthetic(n_rows=20_000, seed=0)
+    y = frame["label"].to_numpy()
+    for name in sorted({f.name for f in schema.categorical} - {"user", "item", "item_cat"}):
+        assert roc_auc_score(y, frame[name]) == pytest.approx(0.5, abs=0.03), name
+    # the latest event's relayed feedback is informative but far from the truth for deep rows
+    latest = _lists(frame, "hist_fb")[:, -1]
+    deep = frame["needed_depth"].to_numpy() == 3
+    assert roc_auc_score(y[deep], latest[deep]) < 0.7 < roc_auc_score(y[deep], frame["true_prob"][deep])
 
 
 def test_bayes_auc_is_high_in_every_regime() -> None:
     frame = generate_synthetic(n_rows=40_000, seed=0)
-    assert 0.85 < roc_auc_score(frame["label"], frame["true_prob"]) < 0.97
+    assert 0.88 < roc_auc_score(frame["label"], frame["true_prob"]) < 0.97
     for d in range(4):
         part = frame[frame["needed_depth"] == d]
-        assert roc_auc_score(part["label"], part["true_prob"]) > 0.85
+        assert roc_auc_score(part["label"], part["true_prob"]) > 0.88
+
+
+def test_hidden_relays_leave_feedback_at_the_origins_only() -> None:
+    noisy = generate_synthetic(n_rows=2_000, seed=5)
+    hidden = generate_synthetic(n_rows=2_000, seed=5, relay_feedback=False)
+    origin = _lists(hidden, "hist_next") == _lists(hidden, "hist_node")
+    fb_noisy, fb_hidden = _lists(noisy, "hist_fb"), _lists(hidden, "hist_fb")
+    assert (fb_hidden[~origin] == 3).all() and (fb_hidden[origin] == fb_noisy[origin]).all()
+    pd.testing.assert_series_equal(noisy["true_prob"], hidden["true_prob"])  # same rows, same truth
+
+
+def test_without_entry_hop_the_origin_sits_needed_depth_links_away() -> None:
+    frame = generate_synthetic(n_rows=2_000, seed=6, entry_hop=False)
+    node, nxt = _lists(frame, "hist_node"), _lists(frame, "hist_next")
+    rows = np.arange(len(frame))
+    current = np.full(len(frame), node.shape[1] - 1)
+    for step in range(3):  # follow needed_depth links from the latest event
+        current = np.where(frame["needed_depth"].to_numpy() > step, nxt[rows, current], current)
+    assert (nxt[rows, current] == node[rows, current]).all()  # an origin
+    latest_is_origin = nxt[:, -1] == node[:, -1]
+    assert (latest_is_origin == (frame["needed_depth"].to_numpy() == 0)).all()
 
 
 def test_depth_mix_and_bad_options() -> None:
@@ -43,5 +106,9 @@ def test_depth_mix_and_bad_options() -> None:
     assert set(frame["needed_depth"].unique()) == {0, 3}
     with pytest.raises(ConfigError, match="depth_mix"):
         generate_synthetic(n_rows=10, depth_mix=(1, 1))
+    with pytest.raises(ConfigError, match="seq_len"):
+        generate_synthetic(n_rows=10, seq_len=8)
+    with pytest.raises(ConfigError, match="relay_noise"):
+        generate_synthetic(n_rows=10, relay_noise=0.7)
     with pytest.raises(ConfigError, match="did you mean 'n_rows'"):
         load_raw_dataset("synthetic", nrows=10)

@@ -55,9 +55,10 @@ def test_saved_controller_scores_a_csv_without_labels(scored, tiny_run: Path, ca
 
     folder, out = scored
     config = load_config(tiny_run / "config.yaml")
-    raw = load_raw_dataset(config.data.dataset, None, **_loader_options(config.data, config.seed)).test
-    rows = raw.drop(columns=["label"]).reset_index(drop=True)
-    rows["hist_items"] = ["|".join(str(v) for v in items) for items in rows["hist_items"]]
+    dataset = load_raw_dataset(config.data.dataset, None, **_loader_options(config.data, config.seed))
+    rows = dataset.test.drop(columns=["label"]).reset_index(drop=True)
+    for column in [s.name for s in dataset.schema.sequences]:
+        rows[column] = ["|".join(str(v) for v in items) for items in rows[column]]
     rows["user"] = rows["user"].astype(str)
     rows.loc[:4, "user"] = "never-seen-user"  # unseen category -> OOV, not an error
     csv = folder / "rows.csv"

@@ -18,7 +18,7 @@ from adaptive_loop.model import build_model, tiny_config
 from adaptive_loop.trace_builder import build_trace
 from controllers.registry import make_controller
 
-SEQ_LEN = 8
+SEQ_LEN = 10
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,8 @@ def test_loopctr_runs_beyond_trained_depth() -> None:
     assert not torch.allclose(out.logits[:, 5], out.logits[:, 6])
 
 
-@pytest.mark.parametrize("overrides", [{}, {"seq_compress_queries": 3}, {"entry_groups": "prefix"}, {"hyper_connections": False}])
+@pytest.mark.parametrize("overrides", [{}, {"seq_compress_queries": 3}, {"entry_groups": "prefix"}, {"entry_groups": "seq_self"},
+                                       {"hyper_connections": False}])
 def test_sequence_tokens_do_not_depend_on_the_candidate(overrides: dict) -> None:
     model = _model(**overrides)
     batch = random_batch(toy_spec(), B)
@@ -52,6 +53,23 @@ def test_sequence_tokens_do_not_depend_on_the_candidate(overrides: dict) -> None
         torch.testing.assert_close(a.streams[:, :n], b.streams[:, :n], rtol=0, atol=1e-6)
         assert not torch.allclose(a.streams[:, n:], b.streams[:, n:])
         a, b = model.loop_step(a), model.loop_step(b)
+
+
+def test_seq_self_entry_leaves_every_lookup_among_events_to_the_loop() -> None:
+    """With entry_groups='seq_self' an event's Entry output depends on that event alone; one loop step mixes them."""
+    model = _model(entry_groups="seq_self")
+    batch = random_batch(toy_spec(), B, min_history=2)
+    seq = {name: ids.clone() for name, ids in batch.seq.items()}
+    name = model.entry.tokenizer.token_seqs[0]
+    seq[name][:, 0] = torch.where(seq[name][:, 0] > 0, seq[name][:, 0] % 40 + 1, seq[name][:, 0])
+    other = Batch(cat=batch.cat, num=batch.num, seq=seq, labels=batch.labels)
+    a, b = model.enter(batch), model.enter(other)
+    changed = (batch.seq[name][:, 0] != seq[name][:, 0])
+    assert changed.any()
+    torch.testing.assert_close(a.streams[:, 1 : a.n_seq], b.streams[:, 1 : a.n_seq], rtol=0, atol=1e-6)
+    assert not torch.allclose(a.streams[changed, 0], b.streams[changed, 0])
+    a, b = model.loop_step(a), model.loop_step(b)
+    assert not torch.allclose(a.streams[changed, 1 : a.n_seq], b.streams[changed, 1 : a.n_seq])
 
 
 def test_full_entry_attention_lets_the_candidate_reach_the_sequence() -> None:

@@ -22,7 +22,7 @@ from adaptive_loop.errors import DataError
 from adaptive_loop.training import train
 from adaptive_loop.workflows import evaluate_run
 
-SEQ_LEN = 8
+SEQ_LEN = 10
 
 
 @pytest.fixture(scope="module")

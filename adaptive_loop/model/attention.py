@@ -177,6 +177,7 @@ def structure_mask(n_seq: int, n_glb: int, mode: str, device: torch.device | Non
     """[T, T] bool: which token (row = query) may attend which (column = key), tokens ordered [seq, global].
 
     - 'seq_global': block-diagonal, each group attends only within itself (Entry's grouped attention).
+    - 'seq_self': as 'seq_global', but a sequence token attends only itself (no lookup among events).
     - 'prefix': sequence tokens attend sequence tokens; global tokens attend all (Loop block).
     - 'full': everything attends everything.
 
@@ -184,7 +185,7 @@ def structure_mask(n_seq: int, n_glb: int, mode: str, device: torch.device | Non
     one; at small batches the few ops that build it are a visible share of a step). The
     returned tensor is shared: do not modify it in place.
     """
-    if mode not in ("full", "seq_global", "prefix"):
+    if mode not in ("full", "seq_global", "seq_self", "prefix"):
         raise ValueError(f"unknown attention mask mode {mode!r}")
     return _structure_mask(n_seq, n_glb, mode, torch.device("cpu") if device is None else torch.device(device))
 
@@ -198,6 +199,9 @@ def _structure_mask(n_seq: int, n_glb: int, mode: str, device: torch.device) -> 
             return torch.ones(t, t, dtype=torch.bool, device=device)
         if mode == "seq_global":
             return is_seq[:, None] == is_seq[None, :]
+        if mode == "seq_self":
+            same_group = is_seq[:, None] == is_seq[None, :]
+            return same_group & (~is_seq[:, None] | torch.eye(t, dtype=torch.bool, device=device))
         return ~is_seq[:, None] | is_seq[None, :]
 
 

@@ -15,7 +15,7 @@ from adaptive_loop.errors import ConfigError
 from adaptive_loop.model.model_config import ModelConfig, check_choice, check_widths
 
 BALANCE_LOSSES = ("switch", "entropy")
-ENTRY_GROUPS = ("seq_global", "prefix", "full")
+ENTRY_GROUPS = ("seq_global", "seq_self", "prefix", "full")
 SUMMARIES = ("mean_global", "mean_all")
 HC_READOUTS = ("mean", "sum")
 TOKEN_GROUPINGS = ("schema", "per_field")
@@ -101,8 +101,9 @@ class LoopCTRConfig(ModelConfig):
         default="seq_global",
         metadata={
             "help": "Entry grouped self-attention mask [ours]: 'seq_global' (block-diagonal: sequence tokens and "
-            "global tokens attend within their group), 'prefix' (as the Loop block) or 'full'. Only 'seq_global' "
-            "and 'prefix' keep sequence tokens independent of the candidate item."
+            "global tokens attend within their group), 'seq_self' (the same, but each sequence token attends only "
+            "itself: every lookup among events is left to the Loop block), 'prefix' (as the Loop block) or 'full'. "
+            "Only 'seq_global', 'seq_self' and 'prefix' keep sequence tokens independent of the candidate item."
         },
     )
     token_groups: str = field(

@@ -1,38 +1,43 @@
 """The embedded synthetic CTR dataset: samples that genuinely need different loop depths.
 
 Real CTR data does not tell us which samples are hard, so adaptive-depth controllers cannot be
-checked against a ground truth there. This generator draws, for every sample, a needed depth
-`d` in 0..3 and makes the label depend on a relation of that many hops, so
-`needed_depth` (kept per row as an extra column) is the number of compositional steps the
-Bayes-optimal rule takes, not a guess.
+checked against a ground truth there. Here every sample has a needed depth `d` in 0..3 (kept
+per row in the extra column `needed_depth`) and the label depends on information that is
+`d + 1` referral links away from the candidate in the user's history.
 
-Hidden world (fixed by the seed): every item has a category `cat[i]` (balanced over
-`n_categories`) and a bias; every user has a segment `seg[u]` and a bias; a random +-1
-table `aff[segment, category]`; and a "complement" map `comp` over categories (a single
-random cycle, so `comp[c] != c`).
+History (the sequence tokens, `seq_len` events, default 10): the events form referral chains
+of 5 events each (an origin and events 1..4 referrals away from it). Every event carries
+`hist_node` (its id), `hist_next` (the id of the event it was referred from; an origin refers
+to itself), `hist_fb` (1 no click, 2 click) and `hist_items` (an item id, noise). Node ids are
+the events' history positions and chains are laid out in random order, so following a link is
+an attention lookup (the event whose `hist_node` equals my `hist_next`), never a fixed offset.
+Origins carry the true feedback, balanced within a history (half click, half no click, so it
+says nothing on its own); every other event relays its origin's feedback flipped with
+probability `relay_noise`, or, with `relay_feedback=False`, logs none (`hist_fb` 3, "not
+logged": only origins carry feedback). Noisy relays are what lets training get started: with
+relays hidden (or at `relay_noise` 0.5) LoopCTR learnt no lookup at all within thousands of
+steps (`benchmarks/results/synthetic_diagnosis.md`).
 
-Visible features: user, item, item_cat (the candidate's category), slot, pointer, hour,
-device, and `hist_items` (the user's recent items, 4..seq_len of them, sharing the item
-vocabulary, not pooled: these are the sequence tokens). hour and device are pure noise.
+The candidate comes from the latest history event, which sits `d + 1` referrals from its
+origin. With `fo = (item_bias + user_bias) / sqrt 2` (first-order effects, N(0, 1)),
 
-Per sample, with `fo = (item_bias + user_bias) / sqrt 2` (first-order signal, N(0, 1)) and
-`h = hist_items[pointer]` (the history item the pointer field selects):
+    logit = strength * (+1 if the origin's feedback is a click else -1) + first_order * fo,
 
-| d | signal s (in +-1 unless noted)                                   | hops                     |
-|---|------------------------------------------------------------------|--------------------------|
-| 0 | fo itself (continuous)                                            | field biases only        |
-| 1 | aff[seg[user], item_cat]                                          | one pairwise interaction |
-| 2 | +1 if cat[item] == cat[h] else -1                                 | pointer -> item -> category, compare |
-| 3 | (+1 if cat[item] == comp[cat[h]] else -1) * (+1 if seg[user] even else -1) | ... -> complement -> user parity |
+label ~ Bernoulli(sigmoid(logit)); `true_prob` (an extra column, not a feature) keeps the
+probability, so the Bayes AUC is known (about 0.93 with the defaults).
 
-logit = `strength * s` (+ `first_order * fo` for d >= 1, so shallow features help a little
-everywhere, as in real data), label ~ Bernoulli(sigmoid(logit)). For d >= 2 half of the
-candidates are drawn from the target category so both outcomes are common.
-
-Which regime applies is visible but has to be learnt: `slot` takes 8 values, two per
-depth (slot // 2 == d). The Bayes AUC (AUC of the true probabilities, stored in the
-`true_prob` column, which is not a feature) is about 0.9 with the defaults. Everything is
-vectorised numpy: 1M rows take a few seconds. Split: random 80/10/10, seeded.
+Why depth `d` is needed: LoopCTR's Entry layer lets each history event read one other event
+and its Exit lets the candidate read the history once, so at depth 0 the candidate can
+reach the latest event and what that event read: information 1 link away. Each Loop step
+lets every event read one more event, so following the referrals to an origin `d + 1` links
+away takes `d` loop steps (each event repeatedly taking over what its referrer knows, which
+an origin, referring to itself, keeps). At depth 0 a `d >= 1` sample only sees noisy relays.
+With `entry_hop=False` the candidate's event sits `d` links from its origin instead, for a
+model whose Entry does not look events up (LoopCTR with `model.entry_groups: seq_self`, as the
+demo runs it): every link is then one loop step, and at depth 0 a row sees its own relay only.
+The regime is visible but must be learnt (`slot` takes 8 values, `slot // 2 == d`); `hour`
+and `device` are noise. Everything is vectorised numpy: 1M rows take seconds. Split: random
+80/10/10, seeded.
 """
 
 from __future__ import annotations
@@ -47,34 +52,54 @@ from adaptive_loop.data.datasets.base import RawDataset, check_fractions, random
 from adaptive_loop.data.schema import CategoricalField, DatasetSchema, SequenceField
 from adaptive_loop.errors import ConfigError
 
-MIN_HISTORY = 4
+N_DEPTHS = 4  # needed depths 0..3
+CHAIN = N_DEPTHS + 1  # events per referral chain: its origin and events 1..4 referrals away from it
+MIN_SEQ_LEN = 2 * CHAIN
+NOT_LOGGED = 3  # hist_fb of an event whose feedback was not logged (relays with relay_feedback=False)
 
 
 def synthetic_schema(seq_len: int) -> DatasetSchema:
     """Schema of the synthetic dataset (label `label`, gAUC group `user`).
 
-    Seven categorical fields and `hist_items` (up to `seq_len`) as sequence tokens.
+    Six categorical fields; the history events (up to `seq_len`) are the sequence tokens,
+    each made of `hist_items`, `hist_node` (the event's id), `hist_next` (the id of the event
+    it was referred from) and `hist_fb` (its feedback). `hist_node` and `hist_next` share one
+    vocabulary, so "the event whose id is my referrer's" is an embedding match.
     """
     return DatasetSchema(
         label="label",
-        categorical=tuple(CategoricalField(n) for n in ("user", "item", "item_cat", "slot", "pointer", "hour", "device")),
-        sequences=(SequenceField("hist_items", max_len=seq_len, vocab_from="item", pooled=False),),
+        categorical=(
+            CategoricalField("user"),
+            CategoricalField("item"),
+            CategoricalField("item_cat"),
+            CategoricalField("slot"),
+            CategoricalField("hour"),
+            CategoricalField("device"),
+        ),
+        sequences=(
+            SequenceField("hist_items", max_len=seq_len, vocab_from="item", pooled=False),
+            SequenceField("hist_node", max_len=seq_len, vocab="node", pooled=False),
+            SequenceField("hist_next", max_len=seq_len, vocab="node", pooled=False),
+            SequenceField("hist_fb", max_len=seq_len, pooled=False),
+        ),
         group="user",
-        token_groups=(("user",), ("item", "item_cat"), ("slot", "pointer"), ("hour", "device")),
+        token_groups=(("user",), ("item", "item_cat"), ("slot", "hour", "device")),
     )
 
 
 def generate_synthetic(
     n_rows: int = 200_000,
     seed: int = 0,
-    seq_len: int = 20,
+    seq_len: int = 10,
     n_users: int = 2_000,
     n_items: int = 1_000,
     n_categories: int = 8,
-    n_segments: int = 8,
     depth_mix: Sequence[float] = (0.25, 0.25, 0.25, 0.25),
     strength: float = 2.5,
-    first_order: float = 0.3,
+    first_order: float = 0.5,
+    relay_noise: float = 0.3,
+    relay_feedback: bool = True,
+    entry_hop: bool = True,
     row_seed: int | None = None,
 ) -> pd.DataFrame:
     """All rows of the synthetic dataset (unsplit), including `needed_depth` and `true_prob`.
@@ -84,72 +109,79 @@ def generate_synthetic(
     memory can be generated (and written) chunk by chunk.
     """
     mix = np.asarray(depth_mix, dtype=np.float64)
-    if mix.shape != (4,) or (mix < 0).any() or mix.sum() <= 0:
+    if mix.shape != (N_DEPTHS,) or (mix < 0).any() or mix.sum() <= 0:
         raise ConfigError(f"synthetic: depth_mix must be 4 non-negative weights for depths 0..3, got {list(depth_mix)}")
-    if n_rows < 1 or seq_len < MIN_HISTORY or n_users < 1 or n_categories < 2 or n_segments < 2:
-        raise ConfigError(
-            f"synthetic: need n_rows >= 1, seq_len >= {MIN_HISTORY}, n_users >= 1, n_categories >= 2, n_segments >= 2"
-        )
+    if n_rows < 1 or seq_len < MIN_SEQ_LEN or n_users < 1 or n_categories < 2:
+        raise ConfigError(f"synthetic: need n_rows >= 1, seq_len >= {MIN_SEQ_LEN}, n_users >= 1, n_categories >= 2")
     if n_items < n_categories:
         raise ConfigError(f"synthetic: n_items ({n_items}) must be >= n_categories ({n_categories})")
+    if not 0.0 <= relay_noise <= 0.5:
+        raise ConfigError(f"synthetic: relay_noise must lie in [0, 0.5] (a flip probability), got {relay_noise}")
     world_rng, row_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     if row_seed is not None:
         row_rng = np.random.default_rng([seed, row_seed])
 
-    # hidden world
+    # hidden world: first-order effects only
     item_cat = world_rng.permutation(np.arange(n_items) % n_categories)
     item_bias = world_rng.standard_normal(n_items)
-    user_seg = world_rng.integers(0, n_segments, n_users)
     user_bias = world_rng.standard_normal(n_users)
-    aff = world_rng.choice([-1.0, 1.0], size=(n_segments, n_categories))
-    cycle = world_rng.permutation(n_categories)
-    comp = np.empty(n_categories, dtype=np.int64)
-    comp[cycle] = np.roll(cycle, -1)
-    by_cat = np.argsort(item_cat, kind="stable")
-    cat_start = np.searchsorted(item_cat[by_cat], np.arange(n_categories))
-    cat_count = np.bincount(item_cat, minlength=n_categories)
 
-    # rows
     n = int(n_rows)
-    depth = row_rng.choice(4, size=n, p=mix / mix.sum())
+    rows = np.arange(n)
+    n_chains = seq_len // CHAIN
+    n_events = n_chains * CHAIN
+    # node m = chain * CHAIN + level (level 0 = root); its parent is m - 1, a root refers to itself
+    level = np.arange(n_events) % CHAIN
+    parent = np.where(level == 0, np.arange(n_events), np.arange(n_events) - 1)
+    depth = row_rng.choice(N_DEPTHS, size=n, p=mix / mix.sum())
+    chain = row_rng.integers(0, n_chains, n)
+    # the event the candidate comes from: depth + 1 referrals from its origin (depth without an Entry hop)
+    start = chain * CHAIN + depth + int(entry_hop)
+    # order[:, t] = the node at history position t: random, except that the start event is the latest one
+    order = np.argsort(row_rng.random((n, n_events)), axis=1)
+    at = np.argmax(order == start[:, None], axis=1)
+    order[rows, at] = order[rows, n_events - 1]
+    order[rows, n_events - 1] = start
+    place = np.argsort(order, axis=1)  # place[:, m] = history position of node m
+    hist_next = np.empty((n, n_events), dtype=np.int64)
+    np.put_along_axis(hist_next, place, place[:, parent], axis=1)
+    # half of the origins clicked, so the history as a whole says nothing (with independent
+    # origins, "most origins clicked" would answer many rows at depth 0)
+    root_fb = np.argsort(row_rng.random((n, n_chains)), axis=1) < n_chains // 2
+    relayed = np.repeat(root_fb, CHAIN, axis=1) ^ (row_rng.random((n, n_events)) < relay_noise)
+    relayed[:, ::CHAIN] = root_fb  # an origin's own feedback is exact
+    fb = 1 + relayed.astype(np.int64)  # 1 no click, 2 click
+    if not relay_feedback:
+        fb[:, level != 0] = NOT_LOGGED
+    hist_fb = np.empty_like(fb)
+    np.put_along_axis(hist_fb, place, fb, axis=1)
+
+    target = root_fb[rows, chain].astype(np.float64)
+
     user = row_rng.integers(0, n_users, n)
-    slot = 2 * depth + row_rng.integers(0, 2, n)
-    hour = row_rng.integers(0, 24, n)
-    device = row_rng.integers(0, 4, n)
-    lengths = row_rng.integers(MIN_HISTORY, seq_len + 1, n)
-    hist = row_rng.integers(0, n_items, (n, seq_len))
-    pointer = (row_rng.random(n) * lengths).astype(np.int64)
-    pointed = hist[np.arange(n), pointer]
-
-    target = np.where(depth == 3, comp[item_cat[pointed]], item_cat[pointed])
-    aim = (depth >= 2) & (row_rng.random(n) < 0.5)
-    uniform_item = row_rng.integers(0, n_items, n)
-    in_target = by_cat[cat_start[target] + (row_rng.random(n) * cat_count[target]).astype(np.int64)]
-    item = np.where(aim, in_target, uniform_item)
-    cat = item_cat[item]
-
+    item = row_rng.integers(0, n_items, n)
     fo = (item_bias[item] + user_bias[user]) / np.sqrt(2.0)
-    match = np.where(cat == target, 1.0, -1.0)
-    parity = np.where(user_seg[user] % 2 == 0, 1.0, -1.0)
-    signal = np.select([depth == 0, depth == 1, depth == 2], [fo, aff[user_seg[user], cat], match], match * parity)
-    logit = strength * signal + np.where(depth >= 1, first_order * fo, 0.0)
+    logit = strength * (2.0 * target - 1.0) + first_order * fo
     prob = 1.0 / (1.0 + np.exp(-logit))
     label = (row_rng.random(n) < prob).astype(np.int64)
 
-    mask = np.arange(seq_len)[None, :] < lengths[:, None]
-    offsets = np.r_[0, np.cumsum(lengths)].astype(np.int32)
-    hist_col = pa.ListArray.from_arrays(pa.array(offsets), pa.array(hist[mask]))
+    def as_list(matrix: np.ndarray) -> pd.arrays.ArrowExtensionArray:
+        offsets = pa.array(np.arange(0, n * n_events + 1, n_events, dtype=np.int32))
+        return pd.arrays.ArrowExtensionArray(pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(matrix).reshape(-1))))
+
     return pd.DataFrame(
         {
             "label": label,
             "user": user,
             "item": item,
-            "item_cat": cat,
-            "slot": slot,
-            "pointer": pointer,
-            "hour": hour,
-            "device": device,
-            "hist_items": pd.arrays.ArrowExtensionArray(hist_col),
+            "item_cat": item_cat[item],
+            "slot": 2 * depth + row_rng.integers(0, 2, n),
+            "hour": row_rng.integers(0, 24, n),
+            "device": row_rng.integers(0, 4, n),
+            "hist_items": as_list(row_rng.integers(0, n_items, (n, n_events))),
+            "hist_node": as_list(np.broadcast_to(np.arange(n_events), (n, n_events))),
+            "hist_next": as_list(hist_next),
+            "hist_fb": as_list(hist_fb),
             "needed_depth": depth.astype(np.int64),
             "true_prob": prob,
         }
@@ -160,21 +192,24 @@ def load_synthetic(
     data_root: object = None,
     n_rows: int = 200_000,
     seed: int = 0,
-    seq_len: int = 20,
+    seq_len: int = 10,
     n_users: int = 2_000,
     n_items: int = 1_000,
     n_categories: int = 8,
-    n_segments: int = 8,
     depth_mix: Sequence[float] = (0.25, 0.25, 0.25, 0.25),
     strength: float = 2.5,
-    first_order: float = 0.3,
+    first_order: float = 0.5,
+    relay_noise: float = 0.3,
+    relay_feedback: bool = True,
+    entry_hop: bool = True,
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
 ) -> RawDataset:
     """The synthetic dataset split 80/10/10 at random (needs no files; `data_root` is ignored)."""
     check_fractions(fractions)
     frame = generate_synthetic(
         n_rows=n_rows, seed=seed, seq_len=seq_len, n_users=n_users, n_items=n_items, n_categories=n_categories,
-        n_segments=n_segments, depth_mix=depth_mix, strength=strength, first_order=first_order,
+        depth_mix=depth_mix, strength=strength, first_order=first_order, relay_noise=relay_noise,
+        relay_feedback=relay_feedback, entry_hop=entry_hop,
     )
     train, valid, test = random_split(frame, tuple(fractions), seed)
     return RawDataset(
@@ -184,6 +219,6 @@ def load_synthetic(
         test=test,
         schema=synthetic_schema(seq_len),
         description="synthetic CTR data whose samples need 0-3 compositional hops (ground truth in needed_depth)",
-        extra_columns=("needed_depth",),
+        extra_columns=("needed_depth", "true_prob"),
         info={"seed": seed, "n_rows": n_rows},
     )
