@@ -277,7 +277,7 @@ def markdown(records: dict[str, dict[str, Any]]) -> str:
                   f"{b['capacity_thresholds']['same_depth']:.1%} of test rows (AUC {b['batch_topk_auc']:.5f} vs "
                   f"{b['capacity_thresholds_auc']:.5f}); vs the auxiliary 0.5 threshold: {b['aux_threshold']['same_depth']:.1%} "
                   f"(AUC {b['aux_threshold_auc']:.5f}; depth shares {', '.join(f'{s:.3f}' for s in b['aux_threshold']['share_b'])})",
-                  f"- post-hoc controllers at the budget: " + "; ".join(
+                  "- post-hoc controllers at the budget: " + "; ".join(
                       f"{p['controller']} {p['auc']:.5f}" if p["status"] == "ok" else f"{p['controller']} infeasible"
                       for p in d["posthoc"]),
                   f"- FLOPs per part: entry {d['flops_per_part']['entry']:,.0f}, loop {d['flops_per_part']['loop']:,.0f}, "
