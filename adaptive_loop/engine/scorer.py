@@ -237,22 +237,15 @@ class AdaptiveScorer:
                 hidden=None if hidden is None else hidden.float().cpu().numpy(),
                 features=None if feats is None else (feats if rows.size == n else {key: v[rows] for key, v in feats.items()}),
             )
-            stop = np.asarray(c.should_stop(view, ostate), dtype=bool).reshape(-1)
+            stop = _ask_to_stop(c, view, ostate, rows.size)
             times.controller += time.perf_counter() - tick
-            if stop.shape != (rows.size,):
-                raise ValueError(f"{type(c).__name__}.should_stop returned {stop.shape[0]} values for {rows.size} rows")
             exits[rows] += 1
             done = rows[stop]
             logits[done] = z_np[stop]
             depth[done] = t
             if stop.all():
                 break
-            if t == k:
-                raise RuntimeError(f"{type(c).__name__} left {int((~stop).sum())} rows running past depth K={k}")
-            if stop.any():
-                keep = np.flatnonzero(~stop)
-                state = state.subset(torch.from_numpy(keep).to(_device_of(z)))
-                rows = rows[keep]
+            state, rows = _continue_running(c, state, rows, stop, t, k, _device_of(z))
             state = stepper.loop_step(state)
         return logits, depth, exits, np.asarray(ostate.controller_flops, dtype=np.float64).copy(), n_seq
 
@@ -272,10 +265,8 @@ class AdaptiveScorer:
             hidden = stepper.summarize(state)
             tick = time.perf_counter()
             view = StepView(depth=t, logits=None, row_index=rows, hidden=hidden.float().cpu().numpy())
-            stop = np.asarray(c.should_stop(view, ostate), dtype=bool).reshape(-1)
+            stop = _ask_to_stop(c, view, ostate, rows.size)
             times.controller += time.perf_counter() - tick
-            if stop.shape != (rows.size,):
-                raise ValueError(f"{type(c).__name__}.should_stop returned {stop.shape[0]} values for {rows.size} rows")
             if stop.any():
                 device = _device_of(hidden)
                 done_state = state if stop.all() else state.subset(torch.from_numpy(np.flatnonzero(stop)).to(device))
@@ -285,12 +276,7 @@ class AdaptiveScorer:
                 depth[done] = t
             if stop.all():
                 break
-            if t == k:
-                raise RuntimeError(f"{type(c).__name__} left {int((~stop).sum())} rows running past depth K={k}")
-            if stop.any():
-                keep = np.flatnonzero(~stop)
-                state = state.subset(torch.from_numpy(keep).to(_device_of(hidden)))
-                rows = rows[keep]
+            state, rows = _continue_running(c, state, rows, stop, t, k, _device_of(hidden))
             state = stepper.loop_step(state)
         return logits, depth, exits, np.asarray(ostate.controller_flops, dtype=np.float64).copy(), n_seq
 
@@ -361,3 +347,22 @@ def _device_of_state(state: Any) -> torch.device:
         if isinstance(value, torch.Tensor):
             return value.device
     return torch.device("cpu")
+
+
+def _ask_to_stop(controller: Any, view: StepView, ostate: Any, n_rows: int) -> np.ndarray:
+    """The controller's stop decision for the running rows, checked to have one value per row."""
+    stop = np.asarray(controller.should_stop(view, ostate), dtype=bool).reshape(-1)
+    if stop.shape != (n_rows,):
+        raise ValueError(f"{type(controller).__name__}.should_stop returned {stop.shape[0]} values for {n_rows} rows")
+    return stop
+
+
+def _continue_running(controller: Any, state: Any, rows: np.ndarray, stop: np.ndarray, t: int, k: int,
+                      device: Any) -> tuple[Any, np.ndarray]:
+    """The state and row ids of the rows that go on after step t (some stopped, not all)."""
+    if t == k:
+        raise RuntimeError(f"{type(controller).__name__} left {int((~stop).sum())} rows running past depth K={k}")
+    if not stop.any():
+        return state, rows
+    keep = np.flatnonzero(~stop)
+    return state.subset(torch.from_numpy(keep).to(device)), rows[keep]
