@@ -101,6 +101,47 @@ def test_without_entry_hop_the_origin_sits_needed_depth_links_away() -> None:
     assert (latest_is_origin == (frame["needed_depth"].to_numpy() == 0)).all()
 
 
+def _link_distance_to_origin(frame: pd.DataFrame) -> np.ndarray:
+    """Links from every history event to its chain's origin (0 for an origin), by following hist_next."""
+    node, nxt = _lists(frame, "hist_node"), _lists(frame, "hist_next")
+    rows = np.arange(len(frame))[:, None]
+    current, distance = node.copy(), np.zeros_like(node)
+    for _ in range(node.shape[1]):
+        step = nxt[rows, current] != current
+        distance += step
+        current = np.where(step, nxt[rows, current], current)
+    return distance
+
+
+def test_graded_relays_flip_more_the_farther_they_sit_from_their_origin() -> None:
+    grades = [0.05, 0.15, 0.3, 0.45]
+    frame = generate_synthetic(n_rows=20_000, seed=7, relay_noise=grades)
+    fb, nxt, node = _lists(frame, "hist_fb"), _lists(frame, "hist_next"), _lists(frame, "hist_node")
+    distance = _link_distance_to_origin(frame)
+    # each event's origin: follow hist_next until it refers to itself
+    rows = np.arange(len(frame))[:, None]
+    origin = node.copy()
+    for _ in range(node.shape[1]):
+        origin = nxt[rows, origin]
+    flipped = fb != fb[rows, origin]
+    assert not flipped[distance == 0].any()  # origins are exact
+    for level, rate in enumerate(grades, start=1):
+        assert flipped[distance == level].mean() == pytest.approx(rate, abs=0.01), level
+    # one value for every level is the same data as the scalar
+    pd.testing.assert_frame_equal(generate_synthetic(n_rows=500, seed=7, relay_noise=[0.3] * 4),
+                                  generate_synthetic(n_rows=500, seed=7, relay_noise=0.3))
+
+
+def test_marked_origins_log_their_own_feedback_codes() -> None:
+    plain = generate_synthetic(n_rows=2_000, seed=8)
+    marked = generate_synthetic(n_rows=2_000, seed=8, mark_origins=True)
+    origin = _lists(plain, "hist_next") == _lists(plain, "hist_node")
+    fb_plain, fb_marked = _lists(plain, "hist_fb"), _lists(marked, "hist_fb")
+    assert (fb_marked[origin] == fb_plain[origin] + 3).all() and set(np.unique(fb_marked[origin])) == {4, 5}
+    assert (fb_marked[~origin] == fb_plain[~origin]).all()
+    pd.testing.assert_series_equal(plain["label"], marked["label"])
+
+
 def test_depth_mix_and_bad_options() -> None:
     frame = generate_synthetic(n_rows=2_000, seed=0, depth_mix=(1, 0, 0, 1))
     assert set(frame["needed_depth"].unique()) == {0, 3}
@@ -110,5 +151,7 @@ def test_depth_mix_and_bad_options() -> None:
         generate_synthetic(n_rows=10, seq_len=8)
     with pytest.raises(ConfigError, match="relay_noise"):
         generate_synthetic(n_rows=10, relay_noise=0.7)
+    with pytest.raises(ConfigError, match="relay_noise"):
+        generate_synthetic(n_rows=10, relay_noise=[0.1, 0.2])
     with pytest.raises(ConfigError, match="did you mean 'n_rows'"):
         load_raw_dataset("synthetic", nrows=10)

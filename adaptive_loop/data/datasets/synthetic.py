@@ -13,10 +13,14 @@ the events' history positions and chains are laid out in random order, so follow
 an attention lookup (the event whose `hist_node` equals my `hist_next`), never a fixed offset.
 Origins carry the true feedback, balanced within a history (half click, half no click, so it
 says nothing on its own); every other event relays its origin's feedback flipped with
-probability `relay_noise`, or, with `relay_feedback=False`, logs none (`hist_fb` 3, "not
+probability `relay_noise` (one value, or four graded by the relay's distance from its origin:
+with rising noise every link followed towards the origin is worth something, so learning to
+follow the chain pays step by step), or, with `relay_feedback=False`, logs none (`hist_fb` 3, "not
 logged": only origins carry feedback). Noisy relays are what lets training get started: with
 relays hidden (or at `relay_noise` 0.5) LoopCTR learnt no lookup at all within thousands of
-steps (`benchmarks/results/synthetic_diagnosis.md`).
+steps (`benchmarks/results/synthetic_diagnosis.md`). With `mark_origins=True` an origin logs
+its feedback with its own codes (`hist_fb` 4 no click, 5 click), so an event can tell an exact
+answer from a relay without comparing `hist_node` and `hist_next`.
 
 The candidate comes from the latest history event, which sits `d + 1` referrals from its
 origin. With `fo = (item_bias + user_bias) / sqrt 2` (first-order effects, N(0, 1)),
@@ -56,6 +60,7 @@ N_DEPTHS = 4  # needed depths 0..3
 CHAIN = N_DEPTHS + 1  # events per referral chain: its origin and events 1..4 referrals away from it
 MIN_SEQ_LEN = 2 * CHAIN
 NOT_LOGGED = 3  # hist_fb of an event whose feedback was not logged (relays with relay_feedback=False)
+ORIGIN_CODE_SHIFT = 3  # with mark_origins, an origin logs hist_fb 4 (no click) or 5 (click)
 
 
 def synthetic_schema(seq_len: int) -> DatasetSchema:
@@ -97,9 +102,10 @@ def generate_synthetic(
     depth_mix: Sequence[float] = (0.25, 0.25, 0.25, 0.25),
     strength: float = 2.5,
     first_order: float = 0.5,
-    relay_noise: float = 0.3,
+    relay_noise: float | Sequence[float] = 0.3,
     relay_feedback: bool = True,
     entry_hop: bool = True,
+    mark_origins: bool = False,
     row_seed: int | None = None,
 ) -> pd.DataFrame:
     """All rows of the synthetic dataset (unsplit), including `needed_depth` and `true_prob`.
@@ -115,8 +121,7 @@ def generate_synthetic(
         raise ConfigError(f"synthetic: need n_rows >= 1, seq_len >= {MIN_SEQ_LEN}, n_users >= 1, n_categories >= 2")
     if n_items < n_categories:
         raise ConfigError(f"synthetic: n_items ({n_items}) must be >= n_categories ({n_categories})")
-    if not 0.0 <= relay_noise <= 0.5:
-        raise ConfigError(f"synthetic: relay_noise must lie in [0, 0.5] (a flip probability), got {relay_noise}")
+    level_noise = relay_noise_by_level(relay_noise)
     world_rng, row_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     if row_seed is not None:
         row_rng = np.random.default_rng([seed, row_seed])
@@ -148,11 +153,13 @@ def generate_synthetic(
     # half of the origins clicked, so the history as a whole says nothing (with independent
     # origins, "most origins clicked" would answer many rows at depth 0)
     root_fb = np.argsort(row_rng.random((n, n_chains)), axis=1) < n_chains // 2
-    relayed = np.repeat(root_fb, CHAIN, axis=1) ^ (row_rng.random((n, n_events)) < relay_noise)
-    relayed[:, ::CHAIN] = root_fb  # an origin's own feedback is exact
+    flip_probability = np.concatenate([[0.0], level_noise])[level]  # an origin's own feedback is exact
+    relayed = np.repeat(root_fb, CHAIN, axis=1) ^ (row_rng.random((n, n_events)) < flip_probability)
     fb = 1 + relayed.astype(np.int64)  # 1 no click, 2 click
     if not relay_feedback:
         fb[:, level != 0] = NOT_LOGGED
+    if mark_origins:
+        fb[:, level == 0] += ORIGIN_CODE_SHIFT
     hist_fb = np.empty_like(fb)
     np.put_along_axis(hist_fb, place, fb, axis=1)
 
@@ -188,6 +195,21 @@ def generate_synthetic(
     )
 
 
+def relay_noise_by_level(relay_noise: float | Sequence[float]) -> np.ndarray:
+    """The flip probability of a relay 1, 2, 3 and 4 referrals from its origin.
+
+    One number applies to every relay; a list of four grades them, so that each link nearer
+    the origin is worth more (graded relays reward following the chain over averaging relays).
+    """
+    values = np.atleast_1d(np.asarray(relay_noise, dtype=np.float64))
+    if values.size == 1:
+        values = np.repeat(values, CHAIN - 1)
+    if values.shape != (CHAIN - 1,) or not ((values >= 0.0) & (values <= 0.5)).all():
+        raise ConfigError(f"synthetic: relay_noise must be one flip probability in [0, 0.5] or {CHAIN - 1} of them "
+                          f"(relays 1..{CHAIN - 1} links from their origin), got {relay_noise}")
+    return values
+
+
 def load_synthetic(
     data_root: object = None,
     n_rows: int = 200_000,
@@ -199,9 +221,10 @@ def load_synthetic(
     depth_mix: Sequence[float] = (0.25, 0.25, 0.25, 0.25),
     strength: float = 2.5,
     first_order: float = 0.5,
-    relay_noise: float = 0.3,
+    relay_noise: float | Sequence[float] = 0.3,
     relay_feedback: bool = True,
     entry_hop: bool = True,
+    mark_origins: bool = False,
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
 ) -> RawDataset:
     """The synthetic dataset split 80/10/10 at random (needs no files; `data_root` is ignored)."""
@@ -209,7 +232,7 @@ def load_synthetic(
     frame = generate_synthetic(
         n_rows=n_rows, seed=seed, seq_len=seq_len, n_users=n_users, n_items=n_items, n_categories=n_categories,
         depth_mix=depth_mix, strength=strength, first_order=first_order, relay_noise=relay_noise,
-        relay_feedback=relay_feedback, entry_hop=entry_hop,
+        relay_feedback=relay_feedback, entry_hop=entry_hop, mark_origins=mark_origins,
     )
     train, valid, test = random_split(frame, tuple(fractions), seed)
     return RawDataset(
