@@ -28,7 +28,7 @@ MAX_BYTES = 1_500_000  # a committed notebook must stay viewable on the web
 EXPECTED_FILES = {
     "01_quickstart": ["run/checkpoints/best.pt", "run/per_depth_test.json", "run/trace_valid.parquet",
                       "run/trace_test.parquet"],
-    "02_oracle_depth": ["L1/trace_test.parquet", "L2/trace_test.parquet"],
+    "02_oracle_depth": ["run/checkpoints/best.pt", "run/trace_valid.parquet", "run/trace_test.parquet"],
     "03_controllers": ["run/trace_valid.parquet", "auc_vs_flops.png", "tuning/study.db"],
     "04_bring_your_own_data": ["clicks.csv", "config.yaml", "run/encoder.json", "controller/controller.json",
                                "new_rows.csv", "scores.csv"],
