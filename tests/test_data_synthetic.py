@@ -153,5 +153,7 @@ def test_depth_mix_and_bad_options() -> None:
         generate_synthetic(n_rows=10, relay_noise=0.7)
     with pytest.raises(ConfigError, match="relay_noise"):
         generate_synthetic(n_rows=10, relay_noise=[0.1, 0.2])
+    with pytest.raises(ConfigError, match="relay_noise"):
+        generate_synthetic(n_rows=10, relay_noise="high")
     with pytest.raises(ConfigError, match="did you mean 'n_rows'"):
         load_raw_dataset("synthetic", nrows=10)

@@ -201,12 +201,16 @@ def relay_noise_by_level(relay_noise: float | Sequence[float]) -> np.ndarray:
     One number applies to every relay; a list of four grades them, so that each link nearer
     the origin is worth more (graded relays reward following the chain over averaging relays).
     """
-    values = np.atleast_1d(np.asarray(relay_noise, dtype=np.float64))
+    message = (f"synthetic: relay_noise must be one flip probability in [0, 0.5] or {CHAIN - 1} of them "
+               f"(relays 1..{CHAIN - 1} links from their origin), got {relay_noise!r}")
+    try:
+        values = np.atleast_1d(np.asarray(relay_noise, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ConfigError(message) from None
     if values.size == 1:
         values = np.repeat(values, CHAIN - 1)
     if values.shape != (CHAIN - 1,) or not ((values >= 0.0) & (values <= 0.5)).all():
-        raise ConfigError(f"synthetic: relay_noise must be one flip probability in [0, 0.5] or {CHAIN - 1} of them "
-                          f"(relays 1..{CHAIN - 1} links from their origin), got {relay_noise}")
+        raise ConfigError(message)
     return values
 
 
