@@ -142,6 +142,22 @@ def test_marked_origins_log_their_own_feedback_codes() -> None:
     pd.testing.assert_series_equal(plain["label"], marked["label"])
 
 
+def test_chains_end_at_start_leaves_only_the_way_up_the_chain() -> None:
+    plain = generate_synthetic(n_rows=3_000, seed=9, entry_hop=False)
+    cut = generate_synthetic(n_rows=3_000, seed=9, entry_hop=False, chains_end_at_start=True)
+    depth = plain["needed_depth"].to_numpy()
+    distance = _link_distance_to_origin(plain)
+    deeper = distance > depth[:, None]  # in every chain, the events deeper than the start event
+    fb_plain, fb_cut = _lists(plain, "hist_fb"), _lists(cut, "hist_fb")
+    assert (fb_cut[deeper] == 3).all() and (fb_cut[~deeper] == fb_plain[~deeper]).all()
+    assert (deeper.sum(axis=1) == 2 * (4 - depth)).all()  # both chains cut alike
+    # the start event (the latest) has no logged descendant: its children are all cut
+    children = _lists(plain, "hist_next") == plain["hist_node"].map(len).to_numpy()[:, None] - 1
+    children[:, -1] = False
+    assert (fb_cut[children] == 3).all()
+    pd.testing.assert_series_equal(plain["true_prob"], cut["true_prob"])
+
+
 def test_depth_mix_and_bad_options() -> None:
     frame = generate_synthetic(n_rows=2_000, seed=0, depth_mix=(1, 0, 0, 1))
     assert set(frame["needed_depth"].unique()) == {0, 3}

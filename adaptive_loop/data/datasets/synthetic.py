@@ -20,7 +20,13 @@ logged": only origins carry feedback). Noisy relays are what lets training get s
 relays hidden (or at `relay_noise` 0.5) LoopCTR learnt no lookup at all within thousands of
 steps (`benchmarks/results/synthetic_diagnosis.md`). With `mark_origins=True` an origin logs
 its feedback with its own codes (`hist_fb` 4 no click, 5 click), so an event can tell an exact
-answer from a relay without comparing `hist_node` and `hist_next`.
+answer from a relay without comparing `hist_node` and `hist_next`. With
+`chains_end_at_start=True`, in every chain the events deeper than the start event log no
+feedback: nothing can then be read down the start event's chain (a fixed query finds the
+start event's children without any lookup, since their `hist_next` is always the latest
+event's id, and their relays are noisy copies of the answer), and because every chain is cut
+at the same level the history as a whole still says nothing (cutting only the start event's
+chain would let the other chain's majority, which relays the opposite origin, answer).
 
 The candidate comes from the latest history event, which sits `d + 1` referrals from its
 origin. With `fo = (item_bias + user_bias) / sqrt 2` (first-order effects, N(0, 1)),
@@ -106,6 +112,7 @@ def generate_synthetic(
     relay_feedback: bool = True,
     entry_hop: bool = True,
     mark_origins: bool = False,
+    chains_end_at_start: bool = False,
     row_seed: int | None = None,
 ) -> pd.DataFrame:
     """All rows of the synthetic dataset (unsplit), including `needed_depth` and `true_prob`.
@@ -160,6 +167,8 @@ def generate_synthetic(
         fb[:, level != 0] = NOT_LOGGED
     if mark_origins:
         fb[:, level == 0] += ORIGIN_CODE_SHIFT
+    if chains_end_at_start:  # in every chain, events deeper than the start event log no feedback
+        fb[level[None, :] > (start % CHAIN)[:, None]] = NOT_LOGGED
     hist_fb = np.empty_like(fb)
     np.put_along_axis(hist_fb, place, fb, axis=1)
 
@@ -229,6 +238,7 @@ def load_synthetic(
     relay_feedback: bool = True,
     entry_hop: bool = True,
     mark_origins: bool = False,
+    chains_end_at_start: bool = False,
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
 ) -> RawDataset:
     """The synthetic dataset split 80/10/10 at random (needs no files; `data_root` is ignored)."""
@@ -237,6 +247,7 @@ def load_synthetic(
         n_rows=n_rows, seed=seed, seq_len=seq_len, n_users=n_users, n_items=n_items, n_categories=n_categories,
         depth_mix=depth_mix, strength=strength, first_order=first_order, relay_noise=relay_noise,
         relay_feedback=relay_feedback, entry_hop=entry_hop, mark_origins=mark_origins,
+        chains_end_at_start=chains_end_at_start,
     )
     train, valid, test = random_split(frame, tuple(fractions), seed)
     return RawDataset(
