@@ -52,7 +52,8 @@ and `device` are noise. Everything is vectorised numpy: 1M rows take seconds. Sp
 
 from __future__ import annotations
 
-from typing import Sequence
+import inspect
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -224,31 +225,19 @@ def relay_noise_by_level(relay_noise: float | Sequence[float]) -> np.ndarray:
 
 
 def load_synthetic(
-    data_root: object = None,
-    n_rows: int = 200_000,
-    seed: int = 0,
-    seq_len: int = 10,
-    n_users: int = 2_000,
-    n_items: int = 1_000,
-    n_categories: int = 8,
-    depth_mix: Sequence[float] = (0.25, 0.25, 0.25, 0.25),
-    strength: float = 2.5,
-    first_order: float = 0.5,
-    relay_noise: float | Sequence[float] = 0.3,
-    relay_feedback: bool = True,
-    entry_hop: bool = True,
-    mark_origins: bool = False,
-    chains_end_at_start: bool = False,
-    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    data_root: object = None, fractions: Sequence[float] = (0.8, 0.1, 0.1), **generator_options: Any
 ) -> RawDataset:
-    """The synthetic dataset split 80/10/10 at random (needs no files; `data_root` is ignored)."""
+    """The synthetic dataset split 80/10/10 at random (needs no files; `data_root` is ignored).
+
+    Every option of `generate_synthetic` (except `row_seed`) is a dataset option; the
+    signature below lists them, so unknown options are caught by name and a new generator
+    option needs no second list here.
+    """
     check_fractions(fractions)
-    frame = generate_synthetic(
-        n_rows=n_rows, seed=seed, seq_len=seq_len, n_users=n_users, n_items=n_items, n_categories=n_categories,
-        depth_mix=depth_mix, strength=strength, first_order=first_order, relay_noise=relay_noise,
-        relay_feedback=relay_feedback, entry_hop=entry_hop, mark_origins=mark_origins,
-        chains_end_at_start=chains_end_at_start,
-    )
+    options = inspect.signature(generate_synthetic).bind(**generator_options)
+    options.apply_defaults()
+    seed, n_rows, seq_len = (options.arguments[k] for k in ("seed", "n_rows", "seq_len"))
+    frame = generate_synthetic(**options.arguments)
     train, valid, test = random_split(frame, tuple(fractions), seed)
     return RawDataset(
         name="synthetic",
@@ -260,3 +249,13 @@ def load_synthetic(
         extra_columns=("needed_depth", "true_prob"),
         info={"seed": seed, "n_rows": n_rows},
     )
+
+
+def _load_synthetic_signature() -> inspect.Signature:
+    """`load_synthetic`'s options as a user sees them: data_root, the generator's options, fractions."""
+    own = inspect.signature(load_synthetic).parameters
+    generator = [p for name, p in inspect.signature(generate_synthetic).parameters.items() if name != "row_seed"]
+    return inspect.Signature([own["data_root"], *generator, own["fractions"]], return_annotation="RawDataset")
+
+
+load_synthetic.__signature__ = _load_synthetic_signature()  # type: ignore[attr-defined]
