@@ -7,7 +7,12 @@ figure per dataset with every controller's knob sweep, the fixed-depth frontier 
 budgeted oracle.
 
     python benchmarks/controllers_at_budgets.py --dataset frappe_x1 \
-        --valid runs/frappe/trace_valid.parquet --test runs/frappe/trace_test.parquet
+        --valid runs/frappe/trace_valid.parquet --test runs/frappe/trace_test.parquet \
+        --excess-from benchmarks/results/headroom_decomposition.json
+
+`--excess-from` adds each controller's share of the dataset's excess headroom (the oracle
+headroom minus the null's, `benchmarks/headroom_decomposition.py`, measured on the same test
+trace) beside its share of the oracle headroom.
 
 Writes `benchmarks/results/controllers_<dataset>.{json,md,png}` (atomically).
 """
@@ -19,6 +24,7 @@ import time
 from pathlib import Path
 
 from adaptive_loop.harness.comparison import ControllerSpec, compare_controllers
+from adaptive_loop.harness.decomposition_report import read_excess
 from adaptive_loop.harness.plots import plot_auc_vs_flops
 from adaptive_loop.io import write_json, write_text
 from adaptive_loop.trace import load_trace
@@ -43,18 +49,26 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS, help="output folder (default benchmarks/results)")
+    parser.add_argument("--excess-from", type=Path, help="headroom_decomposition.json holding this dataset's excess headroom")
     args = parser.parse_args()
+
+    excess = None
+    if args.excess_from is not None:
+        excess = read_excess(args.excess_from).get(args.dataset)
+        if excess is None:
+            raise SystemExit(f"{args.excess_from}: no finite excess headroom for dataset {args.dataset!r}")
 
     specs = [ControllerSpec.parse(s) for s in (args.controller or DEFAULT_CONTROLLERS)]
     start = time.perf_counter()
     comparison = compare_controllers(
         load_trace(args.valid), load_trace(args.test), specs, budget_depths=args.budget_depth or (1.0, 2.0),
-        n_bootstrap=args.bootstrap, seed=args.seed, dataset=args.dataset,
+        n_bootstrap=args.bootstrap, seed=args.seed, dataset=args.dataset, excess=excess,
     )
     stem = args.out / f"controllers_{args.dataset}"
     payload = comparison.to_dict()
     payload["command"] = (
         f"python benchmarks/controllers_at_budgets.py --dataset {args.dataset} --valid {args.valid} --test {args.test}"
+        + (f" --excess-from {args.excess_from}" if args.excess_from is not None else "")
     )
     payload["seconds"] = time.perf_counter() - start
     write_json(stem.with_suffix(".json"), payload)

@@ -173,17 +173,19 @@ def best_controller(valid: DepthTrace, test: DepthTrace, excess: float | None, a
     comparison = compare_controllers(
         valid, test, [ControllerSpec.parse(t) for t in texts], budget_depths=args.budget_depth or (1.0, 2.0),
         n_bootstrap=args.bootstrap, seed=args.seed, dataset=test.meta.dataset, progress=not args.no_progress, risk=None,
+        excess=excess,
     )
     ok = [r for r in comparison.results if r.status == "ok" and math.isfinite(r.headroom_captured)]
     if not ok:
         return None
     best = max(ok, key=lambda r: r.headroom_captured)
     gain = best.auc - best.frontier_auc
+    of_excess = comparison.captured_of_excess(best)
     return {
         "name": best.controller,
         "budget_depth": best.budget_depth,
         "captured_of_oracle": best.headroom_captured,
-        "captured_of_excess": gain / excess if excess is not None and excess > 0 else None,
+        "captured_of_excess": of_excess if math.isfinite(of_excess) else None,
         "ci_low": best.diff_low,
         "ci_high": best.diff_high,
         "auc_minus_frontier": gain,

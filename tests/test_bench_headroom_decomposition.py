@@ -7,8 +7,11 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from _headroom_factory import planted
 
+from adaptive_loop.errors import ConfigError
+from adaptive_loop.harness.decomposition_report import read_excess
 from adaptive_loop.trace import save_trace
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "headroom_decomposition.py"
@@ -64,6 +67,18 @@ def test_benchmark_writes_the_issue_json_shape(tmp_path):
     claim3 = json.loads((out / "headroom_decomposition_claim3.json").read_text())
     assert claim3["toy_L1"]["train_loops"] == 3 and claim3["toy_L1"]["best_controller"] is None
     assert "trained loops L" in (out / "headroom_decomposition_claim3.md").read_text()
+    # the controller benchmarks read the headline excess back (--excess-from)
+    assert read_excess(out / "headroom_decomposition.json") == {"toy": record["excess"]}
+
+
+def test_read_excess_names_the_file_it_cannot_use(tmp_path):
+    with pytest.raises(ConfigError, match="missing.json: no such headroom decomposition"):
+        read_excess(tmp_path / "missing.json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ConfigError, match=r"list.json: expected \{dataset: record\}"):
+        read_excess(tmp_path / "list.json")
+    (tmp_path / "partial.json").write_text('{"a": {"excess": 0.002}, "b": {"excess": null}}')
+    assert read_excess(tmp_path / "partial.json") == {"a": 0.002}
 
 
 def test_benchmark_bad_dataset_entry_is_one_error_line(tmp_path, capsys):

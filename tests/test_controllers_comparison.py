@@ -50,3 +50,24 @@ def test_risk_controlled_knob_reports_the_realised_test_risk() -> None:
     assert 0.0 <= risk.test_risk <= 1.0
     assert 0.0 < risk.test_mean_cost <= risk.full_depth_cost * 1.5
     assert "Learn-then-Test" in result.to_markdown()
+
+
+def test_excess_headroom_adds_each_results_share_of_it() -> None:
+    valid, test = make_trace(n=3000, seed=1, split="valid"), make_trace(n=3000, seed=2)
+    spec = [ControllerSpec("confidence")]
+    plain = compare_controllers(valid, test, spec, budget_depths=(1.0,), n_bootstrap=20, curve_points=5,
+                                progress=False, risk=None)
+    assert math.isnan(plain.captured_of_excess(plain.results[0]))
+    assert "captured of excess" not in plain.to_markdown()
+
+    excess = 0.5 * plain.headroom.gap  # half the oracle headroom is left over the null
+    with_excess = compare_controllers(valid, test, spec, budget_depths=(1.0,), n_bootstrap=20, curve_points=5,
+                                      progress=False, risk=None, excess=excess)
+    (r,) = with_excess.results
+    assert r.auc == plain.results[0].auc  # the excess changes what is reported, not what is measured
+    assert with_excess.captured_of_excess(r) == pytest.approx((r.auc - r.frontier_auc) / excess)
+    assert with_excess.captured_of_excess(r) == pytest.approx(2 * r.headroom_captured)
+    row = with_excess.to_dict()["results"][0]
+    assert row["captured_of_excess"] == pytest.approx(with_excess.captured_of_excess(r))
+    assert with_excess.to_dict()["excess_headroom"] == excess
+    assert "| captured of excess |" in with_excess.to_markdown()

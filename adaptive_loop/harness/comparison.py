@@ -25,7 +25,7 @@ from adaptive_loop.cost import CostModel
 from adaptive_loop.errors import BudgetError
 from adaptive_loop.harness.bootstrap import controller_vs_frontier_ci
 from adaptive_loop.harness.controller_report import evaluate
-from adaptive_loop.harness.curves import Curve, FixedFrontier, fixed_frontier, headroom_captured, sweep
+from adaptive_loop.harness.curves import Curve, FixedFrontier, excess_share, fixed_frontier, headroom_captured, sweep
 from adaptive_loop.trace import DepthTrace
 from controllers.registry import make_controller
 from controllers.risk import disagreement, risk_calibrate
@@ -135,18 +135,25 @@ class Comparison:
     results: list[BudgetResult]
     curves: list[Curve]
     risk: list[RiskResult] = field(default_factory=list)
+    excess: float | None = None  # excess headroom over the null (`oracle.excess`), when it was measured
+
+    def captured_of_excess(self, result: BudgetResult) -> float:
+        """`result`'s gain over the fixed frontier as a share of the excess headroom (NaN without one)."""
+        return excess_share(result.auc, result.frontier_auc, self.excess)
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as a JSON-ready dict.
 
-        Headroom, fixed frontier, budgeted oracle, per-budget results, curves, risk-controlled knobs.
+        Headroom, excess headroom, fixed frontier, budgeted oracle, per-budget results (with
+        their share of the excess), curves, risk-controlled knobs.
         """
         return {
             "dataset": self.dataset,
             "headroom": self.headroom.to_dict(),
+            "excess_headroom": self.excess,
             "fixed_frontier": self.frontier.to_dict(),
             "budgeted_oracle": self.oracle_curve.to_dict(),
-            "results": [asdict(r) for r in self.results],
+            "results": [{**asdict(r), "captured_of_excess": self.captured_of_excess(r)} for r in self.results],
             "curves": [c.to_dict() for c in self.curves],
             "risk_controlled": [asdict(r) for r in self.risk],
         }
@@ -154,22 +161,28 @@ class Comparison:
     def to_markdown(self) -> str:
         """Markdown tables of the comparison.
 
-        Per controller and budget: test AUC, mean cost, frontier AUC, headroom captured and the
-        AUC difference to the random mixture with its interval; then the risk-controlled knobs.
+        Per controller and budget: test AUC, mean cost, frontier AUC, headroom captured (of the
+        oracle headroom, and of the excess headroom when it is known) and the AUC difference to
+        the random mixture with its interval; then the risk-controlled knobs.
         """
-        lines = [
-            f"### {self.dataset}: controllers calibrated on valid, measured on test",
-            "",
-            "| controller | budget (depth) | AUC | mean cost (FLOPs) | frontier AUC | captured | AUC - mixture [95% CI] |",
-            "|---|---|---|---|---|---|---|",
+        with_excess = self.excess is not None
+        lines = [f"### {self.dataset}: controllers calibrated on valid, measured on test", ""]
+        if with_excess:
+            lines += [f"Excess headroom (oracle headroom minus the null's): {self.excess:+.5f}.", ""]
+        lines += [
+            "| controller | budget (depth) | AUC | mean cost (FLOPs) | frontier AUC | captured"
+            + (" | captured of excess" if with_excess else "") + " | AUC - mixture [95% CI] |",
+            "|---|---|---|---|---|---|" + ("---|" if with_excess else "") + "---|",
         ]
         for r in self.results:
             if r.status != "ok":
-                lines.append(f"| {r.controller} | {r.budget_depth:g} | - | - | - | - | infeasible: {r.status} |")
+                dashes = "- | " * (5 if with_excess else 4)
+                lines.append(f"| {r.controller} | {r.budget_depth:g} | {dashes}infeasible: {r.status} |")
                 continue
+            of_excess = f" | {self.captured_of_excess(r):+.3f}" if with_excess else ""
             lines.append(
                 f"| {r.controller} | {r.budget_depth:g} | {r.auc:.5f} | {r.mean_cost:,.0f} | {r.frontier_auc:.5f} "
-                f"| {r.headroom_captured:+.3f} | {r.diff_vs_mixture:+.5f} [{r.diff_low:+.5f}, {r.diff_high:+.5f}] |"
+                f"| {r.headroom_captured:+.3f}{of_excess} | {r.diff_vs_mixture:+.5f} [{r.diff_low:+.5f}, {r.diff_high:+.5f}] |"
             )
         if self.risk:
             lines += [
@@ -198,11 +211,14 @@ def compare_controllers(
     dataset: str = "",
     progress: bool = True,
     risk: tuple[float, float, float] | None = (0.02, 0.1, 0.1),
+    excess: float | None = None,
 ) -> Comparison:
     """Run the protocol in the module docstring for every spec and budget.
 
     `risk` = (epsilon, delta, alpha) also calibrates each controller by Learn-then-Test
     (`controllers.risk`) and reports the realised test risk beside the guarantee; None skips it.
+    `excess` (the test trace's excess headroom over a null, from `oracle.excess`) adds each
+    result's share of it beside its share of the oracle headroom.
     """
     cost_model = CostModel.from_trace(valid)
     table = headroom_table(test)
@@ -242,4 +258,4 @@ def compare_controllers(
         curves.append(Curve(spec.display, curve.knob_name, curve.knobs, curve.costs, curve.aucs, curve.loglosses))
     oracle_curve = budgeted_oracle_curve(test, n_points=max(curve_points, 11))
     risks = [] if risk is None else [risk_controlled(valid, test, spec, *risk) for spec in specs]
-    return Comparison(dataset or test.meta.dataset, table, frontier, oracle_curve, results, curves, risks)
+    return Comparison(dataset or test.meta.dataset, table, frontier, oracle_curve, results, curves, risks, excess)

@@ -198,6 +198,18 @@ def headroom_ratio(controller_auc: float, frontier_auc: float, oracle_auc: float
     return float((controller_auc - frontier_auc) / gap) if gap > 0 else float("nan")
 
 
+def excess_share(controller_auc: float, frontier_auc: float, excess: float | None) -> float:
+    """(controller - frontier) / excess headroom; NaN when the excess is unknown or not positive.
+
+    The excess is the oracle headroom minus what the same oracle gains over predictions that
+    differ in no depth (`oracle.excess`): the part of the headroom a controller could capture
+    at all. The numerator is `headroom_ratio`'s, so the two shares differ only in the denominator.
+    """
+    if excess is None or not excess > 0:
+        return float("nan")
+    return float((controller_auc - frontier_auc) / excess)
+
+
 def headroom_captured(
     controller_auc: float, cost: float, trace: DepthTrace, oracle_auc: float,
     frontier: FixedFrontier | None = None, seed: int = 0,

@@ -10,6 +10,8 @@ predictable gain with its interval.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -18,6 +20,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from adaptive_loop.errors import ConfigError
 from adaptive_loop.harness.decomposition import HeadroomDecomposition
 from adaptive_loop.io import write_json, write_text, write_with
 
@@ -36,6 +39,29 @@ def write_decomposition(
     write_json(paths["json"], {**result.to_dict(), **(extra or {})})
     write_text(paths["markdown"], result.to_markdown(title) + f"\n![headroom decomposition]({paths['figure'].name})\n")
     return paths
+
+
+def read_excess(path: str | os.PathLike[str]) -> dict[str, float]:
+    """The headline excess headroom per dataset from a `headroom_decomposition.json`.
+
+    Controller benchmarks read it to report each controller's share of the excess beside its
+    share of the oracle headroom; datasets without a finite excess are left out.
+    """
+    path = Path(path)
+    try:
+        records = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such headroom decomposition (write it with benchmarks/headroom_decomposition.py)") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable headroom decomposition JSON ({exc})") from None
+    if not isinstance(records, dict) or not all(isinstance(r, dict) for r in records.values()):
+        raise ConfigError(f"{path}: expected {{dataset: record}} as written by benchmarks/headroom_decomposition.py")
+    out: dict[str, float] = {}
+    for name, record in records.items():
+        value = record.get("excess")
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            out[name] = float(value)
+    return out
 
 
 def _frontier(costs: np.ndarray, aucs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
