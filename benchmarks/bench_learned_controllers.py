@@ -33,6 +33,7 @@ the command resumes them. Writes `<out>/learned_controllers.json`, `.md` and one
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import shlex
 import sys
@@ -335,7 +336,8 @@ def markdown(results: dict[str, Any]) -> str:
                     continue
                 t, hc, ci = row["test"], row["headroom_captured"], row["bootstrap_vs_mixture_frontier"]
                 ci_text = "" if ci is None else f"{ci['estimate']:+.5f} [{ci['low']:+.5f}, {ci['high']:+.5f}]"
-                of_excess = "" if excess is None else f"{row['captured_of_excess']:+.3f} | "
+                share = row.get("captured_of_excess", float("nan"))
+                of_excess = "" if excess is None else (f"{share:+.3f} | " if math.isfinite(share) else "- (excess <= 0) | ")
                 lines.append(f"| {label} | {key} | {t['auc']:.5f} | {t['mean_cost']:.5g} | {hc['mixture_auc']:.5f} | "
                              f"{hc['captured']:+.3f} | {hc['captured_mixture']:+.3f} | {of_excess}{ci_text} |")
         if "oracle_needed_depth_agreement" in res:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -71,3 +72,5 @@ def test_excess_headroom_adds_each_results_share_of_it() -> None:
     assert row["captured_of_excess"] == pytest.approx(with_excess.captured_of_excess(r))
     assert with_excess.to_dict()["excess_headroom"] == excess
     assert "| captured of excess |" in with_excess.to_markdown()
+    no_excess = dataclasses.replace(with_excess, excess=-0.001)  # the depths gave the oracle less than noise did
+    assert math.isnan(no_excess.captured_of_excess(r)) and "- (excess <= 0)" in no_excess.to_markdown()

@@ -14,6 +14,7 @@ different controllers are comparable:
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
@@ -179,7 +180,8 @@ class Comparison:
                 dashes = "- | " * (5 if with_excess else 4)
                 lines.append(f"| {r.controller} | {r.budget_depth:g} | {dashes}infeasible: {r.status} |")
                 continue
-            of_excess = f" | {self.captured_of_excess(r):+.3f}" if with_excess else ""
+            share = self.captured_of_excess(r)
+            of_excess = (f" | {share:+.3f}" if math.isfinite(share) else " | - (excess <= 0)") if with_excess else ""
             lines.append(
                 f"| {r.controller} | {r.budget_depth:g} | {r.auc:.5f} | {r.mean_cost:,.0f} | {r.frontier_auc:.5f} "
                 f"| {r.headroom_captured:+.3f}{of_excess} | {r.diff_vs_mixture:+.5f} [{r.diff_low:+.5f}, {r.diff_high:+.5f}] |"
