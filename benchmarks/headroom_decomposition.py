@@ -90,11 +90,15 @@ def parse_named(items: Sequence[str] | None, option: str) -> dict[str, str]:
     return out
 
 
+def split_paths(value: str) -> list[Path]:
+    """Comma-separated paths, as given (run directories stay directories)."""
+    return [Path(part) for part in filter(None, (p.strip() for p in value.split(",")))]
+
+
 def expand_paths(value: str) -> list[Path]:
-    """Comma-separated paths; a directory stands for the `*.parquet` files in it, sorted."""
+    """Comma-separated trace paths; a directory stands for the `*.parquet` files in it, sorted."""
     paths: list[Path] = []
-    for part in filter(None, (p.strip() for p in value.split(","))):
-        path = Path(part)
+    for path in split_paths(value):
         paths.extend(sorted(path.glob("*.parquet")) if path.is_dir() else [path])
     return paths
 
@@ -119,7 +123,7 @@ def dataset_inputs(args: argparse.Namespace, option: str = "--dataset", entries:
                 raise ConfigError(f"{option} {name}: expected a run directory or VALID.parquet,TEST.parquet, got {value!r}")
             entry.valid, entry.test = parts
         entry.seed_traces = expand_paths(seeds[name]) if name in seeds else []
-        entry.seed_runs = expand_paths(seed_runs[name]) if name in seed_runs else []
+        entry.seed_runs = split_paths(seed_runs[name]) if name in seed_runs else []  # directories, not their traces
         entry.train_seeds = int(train.get(name, 0))
         entry.mc_traces = expand_paths(mc[name]) if name in mc else []
         entry.mc_p = float(mc_p[name]) if name in mc_p else None

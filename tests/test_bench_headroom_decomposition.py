@@ -101,3 +101,22 @@ def test_benchmark_builds_traces_from_a_run_directory(tiny_run, tmp_path):
     assert record["n_depths"] == 2 and record["sources"]["test"].endswith("trace_test_k1.parquet")
     assert len(record["sources"]["mc_dropout_traces"]) == 2
     assert (tiny_run / "null_traces" / "mc_dropout_test_k1" / "manifest.json").is_file()
+
+
+def test_seed_runs_stay_run_directories_when_they_hold_traces(tmp_path):
+    """A finished seed run holds trace_*.parquet files; --seed-runs must pass the directory, not those files."""
+    bench = _load_script()
+    run = tmp_path / "seed2021"
+    run.mkdir()
+    (run / "trace_test.parquet").write_bytes(b"")
+    (run / "trace_valid.parquet").write_bytes(b"")
+    traces = tmp_path / "mc"
+    traces.mkdir()
+    (traces / "pass_00.parquet").write_bytes(b"")
+    (tmp_path / "main").mkdir()
+    args = bench.build_parser().parse_args([
+        "--dataset", f"toy={tmp_path / 'main'}", "--seed-runs", f"toy={run}", "--mc-dropout-traces", f"toy={traces}",
+    ])
+    (entry,) = bench.dataset_inputs(args)
+    assert entry.seed_runs == [run]
+    assert entry.mc_traces == [traces / "pass_00.parquet"]  # a folder of traces still stands for its files
