@@ -107,5 +107,6 @@ def run_demo(
     print(f"  traces: {', '.join(p.name for p in traces.values())}; oracle report: oracle_test.json; "
           "summary: demo_summary.json")
     print(f"  next: adaptive-loop controllers evaluate --trace {traces['test']} --calibration-trace "
-          f"{traces['valid']} --controller confidence --budget-depth 1 --out {run_dir / 'controllers'}")
+          f"{traces['valid']} --controller lgbm_depth --param target=gain --param gain_target=rank --budget-depth 1 "
+          f"--out {run_dir / 'controllers'}")
     return DemoResult(run_dir=run_dir, evaluation=evaluation, trace_paths=traces, seconds=seconds)

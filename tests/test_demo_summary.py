@@ -48,7 +48,7 @@ def test_summary_measures_the_needed_depth_policy_and_a_calibrated_controller() 
     assert summary.needed_depth_policy.auc == pytest.approx(auc(test.labels, policy.logits(test)))
     assert summary.needed_depth_policy.mean_flops == pytest.approx(policy.mean_cost)
     c = summary.controller
-    assert c.name == "confidence" and c.ci_low <= c.ci_high
+    assert c.name == "lgbm_depth" and c.params["target"] == "gain" and c.ci_low <= c.ci_high
     # calibrated on validation to the policy's validation cost: close to it on test as well
     assert c.mean_flops == pytest.approx(needed_depth_decision(valid).mean_cost, rel=0.1)
     gain = summary.needed_depth_policy.auc - summary.needed_depth_policy.frontier_auc
