@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from _bench_scripts import load_benchmark
 from _headroom_factory import planted
 
 from adaptive_loop.errors import ConfigError
 from adaptive_loop.harness.decomposition_report import read_excess
 from adaptive_loop.trace import save_trace
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "headroom_decomposition.py"
-
-
-def _load_script():
-    if "headroom_decomposition_bench" in sys.modules:
-        return sys.modules["headroom_decomposition_bench"]
-    spec = importlib.util.spec_from_file_location("headroom_decomposition_bench", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the script runs
-    spec.loader.exec_module(module)
-    return module
 
 
 def _write(tmp_path: Path, name: str, seed: int, n_depths: int) -> dict[str, str]:
@@ -41,7 +28,7 @@ def _write(tmp_path: Path, name: str, seed: int, n_depths: int) -> dict[str, str
 
 
 def test_benchmark_writes_the_issue_json_shape(tmp_path):
-    bench = _load_script()
+    bench = load_benchmark("headroom_decomposition")
     a = _write(tmp_path, "a", 1, 4)
     b = _write(tmp_path, "b", 2, 4)
     out = tmp_path / "results"
@@ -82,14 +69,14 @@ def test_read_excess_names_the_file_it_cannot_use(tmp_path):
 
 
 def test_benchmark_bad_dataset_entry_is_one_error_line(tmp_path, capsys):
-    bench = _load_script()
+    bench = load_benchmark("headroom_decomposition")
     assert bench.main(["--dataset", "toy=only_one.parquet", "--out", str(tmp_path), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --dataset toy") and "Traceback" not in err
 
 
 def test_benchmark_builds_traces_from_a_run_directory(tiny_run, tmp_path):
-    bench = _load_script()
+    bench = load_benchmark("headroom_decomposition")
     argv = [
         "--dataset", f"tiny={tiny_run}", "--mc-dropout-p", "tiny=0.3", "--mc-passes", "2", "--max-depth", "1",
         "--controller", "confidence:criterion=margin", "--budget-depth", "1", "--bootstrap", "20", "--repeats", "2",
@@ -105,7 +92,7 @@ def test_benchmark_builds_traces_from_a_run_directory(tiny_run, tmp_path):
 
 def test_seed_runs_stay_run_directories_when_they_hold_traces(tmp_path):
     """A finished seed run holds trace_*.parquet files; --seed-runs must pass the directory, not those files."""
-    bench = _load_script()
+    bench = load_benchmark("headroom_decomposition")
     run = tmp_path / "seed2021"
     run.mkdir()
     (run / "trace_test.parquet").write_bytes(b"")

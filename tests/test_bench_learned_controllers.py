@@ -2,21 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_learned_controllers.py"
-
-
-def _load_script():
-    if "bench_learned_controllers_script" in sys.modules:
-        return sys.modules["bench_learned_controllers_script"]
-    spec = importlib.util.spec_from_file_location("bench_learned_controllers_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from _bench_scripts import load_benchmark
 
 
 def _row(low: float, captured_mixture: float, of_excess: float | None) -> dict:
@@ -28,7 +14,7 @@ def _row(low: float, captured_mixture: float, of_excess: float | None) -> dict:
 
 
 def test_target_is_checked_against_the_excess_when_it_is_known() -> None:
-    bench = _load_script()
+    bench = load_benchmark("bench_learned_controllers")
     result = {"excess_headroom": 0.001, "controllers": {
         "small_share": {"at_budget": {"depth1": _row(1e-5, 0.10, 0.40)}},  # 10% of the oracle, 40% of the excess
         "not_significant": {"at_budget": {"depth1": _row(-1e-5, 0.50, 2.0)}},

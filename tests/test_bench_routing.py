@@ -3,33 +3,19 @@ shape, resuming without retraining, and one clear error for a dataset without a 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
+from _bench_scripts import load_benchmark
 
 from adaptive_loop.cost import CostModel
 from adaptive_loop.trace import load_trace
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "routing.py"
-
-
-def _load_script():
-    if "routing_bench" in sys.modules:
-        return sys.modules["routing_bench"]
-    spec = importlib.util.spec_from_file_location("routing_bench", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_benchmark_trains_both_runs_writes_the_issue_shape_and_resumes(tmp_path, tiny_config_path, capsys):
     import yaml
 
-    bench = _load_script()
+    bench = load_benchmark("routing")
     runs, out = tmp_path / "runs", tmp_path / "out"
     config = yaml.safe_load(tiny_config_path.read_text())
     config["data"]["options"]["n_rows"] = 1200
@@ -54,6 +40,6 @@ def test_benchmark_trains_both_runs_writes_the_issue_shape_and_resumes(tmp_path,
 
 
 def test_a_dataset_without_a_config_is_one_clear_error(tmp_path, capsys):
-    bench = _load_script()
+    bench = load_benchmark("routing")
     assert bench.main(["--dataset", "nowhere", "--runs-dir", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert "error: no config for dataset(s) ['nowhere']" in capsys.readouterr().err

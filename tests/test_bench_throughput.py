@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from _bench_scripts import load_benchmark
 
 from adaptive_loop.config import load_config
 from adaptive_loop.data.pipeline import prepare_data
@@ -19,12 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_throughput", ROOT / "benchmarks" / "bench_throughput.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_throughput"] = module  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("bench_throughput", None)
+    return load_benchmark("bench_throughput")
 
 
 @pytest.fixture(scope="module")
