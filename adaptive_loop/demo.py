@@ -93,7 +93,8 @@ def run_demo(
     write_json(run_dir / "oracle_test.json", summary)
 
     print("[6/6] does depth help the rows that need it, and does a controller find them?")
-    from adaptive_loop.demo_summary import summarize_demo
+    from adaptive_loop.demo_summary import DEMO_CONTROLLER, summarize_demo
+    from adaptive_loop.harness.comparison import ControllerSpec
 
     verdict = summarize_demo(load_trace(traces["valid"]), test_trace, config.model.train_loops, seed=config.seed)
     print(verdict.to_text())
@@ -106,7 +107,8 @@ def run_demo(
         print(f"  per-depth results: {files.json.name}, {files.csv.name}; plot: {files.plot.name}")
     print(f"  traces: {', '.join(p.name for p in traces.values())}; oracle report: oracle_test.json; "
           "summary: demo_summary.json")
+    spec = ControllerSpec.parse(DEMO_CONTROLLER)  # the summary's controller, as CLI options
+    params = "".join(f" --param {k}={v}" for k, v in spec.params.items())
     print(f"  next: adaptive-loop controllers evaluate --trace {traces['test']} --calibration-trace "
-          f"{traces['valid']} --controller lgbm_depth --param target=gain --param gain_target=rank --budget-depth 1 "
-          f"--out {run_dir / 'controllers'}")
+          f"{traces['valid']} --controller {spec.name}{params} --budget-depth 1 --out {run_dir / 'controllers'}")
     return DemoResult(run_dir=run_dir, evaluation=evaluation, trace_paths=traces, seconds=seconds)

@@ -35,6 +35,7 @@ from scipy.stats import spearmanr
 
 from adaptive_loop.errors import ConfigError
 from adaptive_loop.harness.bootstrap import controller_vs_frontier_ci
+from adaptive_loop.harness.comparison import ControllerSpec
 from adaptive_loop.harness.curves import fixed_frontier
 from adaptive_loop.metrics import auc
 from adaptive_loop.regimes import regime_auc
@@ -43,8 +44,7 @@ from controllers.base import ControllerDecision
 from controllers.registry import make_controller
 from oracle import headroom_table
 
-DEMO_CONTROLLER = "lgbm_depth"
-DEMO_CONTROLLER_PARAMS: dict[str, Any] = {"target": "gain", "gain_target": "rank"}
+DEMO_CONTROLLER = "lgbm_depth:target=gain,gain_target=rank"  # a controller spec (`ControllerSpec.parse`)
 
 NEEDED = "needed_depth"
 TRUE_PROB = "true_prob"
@@ -126,7 +126,11 @@ def summarize_demo(
     n_resamples: int = 1000,
     seed: int = 0,
 ) -> DemoSummary:
-    """The demo summary of a run from its validation and test traces (see the module docstring)."""
+    """The demo summary of a run from its validation and test traces (see the module docstring).
+
+    `controller` is a spec, `name` or `name:key=value,...` (`ControllerSpec.parse`);
+    `controller_params` add to or override its parameters.
+    """
     labels = test.labels
     needed = _feature(test, NEEDED).astype(np.int64)
     true_prob = _feature(test, TRUE_PROB)
@@ -138,11 +142,8 @@ def summarize_demo(
     policy_auc = auc(labels, policy.logits(test))
     policy_frontier = float(frontier.auc_at(policy.mean_cost))
 
-    if controller_params is not None:
-        params = dict(controller_params)
-    else:
-        params = dict(DEMO_CONTROLLER_PARAMS) if controller == DEMO_CONTROLLER else {}
-    ctrl = make_controller(controller, **params).fit(valid)
+    spec = ControllerSpec.parse(controller)
+    ctrl = make_controller(spec.name, **{**spec.params, **(controller_params or {})}).fit(valid)
     ctrl.calibrate(valid, needed_depth_decision(valid).mean_cost)
     decision = ctrl.decide(test)
     ctrl_auc = auc(labels, decision.logits(test))
@@ -161,7 +162,7 @@ def summarize_demo(
         oracle_headroom=float(headroom_table(test).gap),
         needed_depth_policy=PolicyScore(policy_auc, policy.mean_cost, policy_frontier),
         controller=ControllerScore(
-            name=controller,
+            name=spec.name,
             params={k: _plain(v) for k, v in ctrl.get_params().items()},
             auc=ctrl_auc,
             mean_flops=decision.mean_cost,
