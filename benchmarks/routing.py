@@ -22,7 +22,7 @@ process-supervised model (the budget) reports:
   `oracle.null`), beside the process-supervised model's.
 
     python benchmarks/routing.py --dataset synthetic --dataset movielens_100k --dataset frappe_x1 \\
-        --epochs frappe_x1=4 --max-steps frappe_x1=25
+        --epochs frappe_x1=4 --max-steps frappe_x1=25 [--routed-set train.routing.process_weight=1.0]
 
 Each dataset's record is kept in `<runs-dir>/<dataset>/record.json`: a rerun skips finished
 datasets (`--recompute` redoes the evaluation, never the training) and assembles
@@ -295,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--routed-run", action="append", help="NAME=DIR: a finished routed run to use")
     p.add_argument("--runs-dir", type=Path, default=Path("runs/routing"), help="where missing runs are trained")
     p.add_argument("--capacity", default="0.5,0.3,0.15", help="routed runs: train.routing.capacity (one share per loop step)")
+    p.add_argument("--routed-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="routed runs only: a further config override, e.g. train.routing.process_weight=1.0 (repeatable)")
     p.add_argument("--epochs", action="append", help="NAME=N: cap the epochs of both runs of a dataset (labelled)")
     p.add_argument("--max-steps", action="append", help="NAME=N: cap optimiser steps per epoch (labelled)")
     p.add_argument("--posthoc", action="append", help=f"post-hoc controller spec (repeatable; default {', '.join(POSTHOC)})")
@@ -327,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: finished earlier ({record_path})", file=sys.stderr)
                 continue
             shared = run_overrides(name, args)
-            routed_sets = shared + ["train.routing.mode=expert_choice", f"train.routing.capacity=[{', '.join(map(str, capacity))}]"]
+            routed_sets = shared + ["train.routing.mode=expert_choice", f"train.routing.capacity=[{', '.join(map(str, capacity))}]",
+                                    *args.routed_set]
             provenance: dict[str, Any] = {"config": configs[name], "command": command,
                                           "capped": bool(name in args.epoch_caps or name in args.step_caps)}
             if provenance["capped"]:
