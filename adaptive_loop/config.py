@@ -129,6 +129,19 @@ class RoutingConfig:
             )
         return self.capacity
 
+    def matched_depth_weights(self, train_loops: int) -> tuple[float, ...]:
+        """Per-depth loss weights w_0..w_L that give depth t the weight expert-choice routing gives it on average.
+
+        The routed loss is the exit BCE (a share s_t of the batch exits at depth t: s_0 = 1 - c_0,
+        s_t = c_{t-1} - c_t, s_L = c_{L-1}) plus `process_weight` x the mean BCE over the L + 1
+        depths, so depth t carries s_t + process_weight / (L + 1). A process-supervised run with
+        these `train.depth_loss_weights` is the control that separates what routing adds from
+        what re-weighting the depths adds (shallow depths get more weight than the uniform mean).
+        """
+        c = self.capacities(train_loops)
+        shares = [1.0 - c[0]] + [c[t - 1] - c[t] for t in range(1, train_loops)] + [c[-1]]
+        return tuple(s + self.process_weight / (train_loops + 1) for s in shares)
+
 
 OPTIMIZERS = ("adamw", "adam")  # built by adaptive_loop.training.optim.build_optimizer
 LR_SCHEDULES = ("constant", "plateau")  # adaptive_loop.training.optim.PlateauSchedule

@@ -24,6 +24,12 @@ process-supervised model (the budget) reports:
     python benchmarks/routing.py --dataset synthetic --dataset movielens_100k --dataset frappe_x1 \\
         --epochs frappe_x1=4 --max-steps frappe_x1=25 [--routed-set train.routing.process_weight=1.0]
 
+The routed loss weights the depths unequally (a row's BCE at its exit depth plus
+`process_weight` x the mean over depths, so shallow depths weigh more than under the uniform
+process supervision). `--matched-ps` trains the process-supervised runs with those average
+weights per depth (`train.depth_loss_weights` from `RoutingConfig.matched_depth_weights`): against
+that control, what is left is what the per-sample routing itself adds.
+
 Each dataset's record is kept in `<runs-dir>/<dataset>/record.json`: a rerun skips finished
 datasets (`--recompute` redoes the evaluation, never the training) and assembles
 `routing.{json,md,png}` in `--out` from every finished record, atomically. Runs capped with
@@ -82,6 +88,13 @@ def run_overrides(name: str, args: argparse.Namespace) -> list[str]:
     if name in args.step_caps:
         sets.append(f"train.max_steps_per_epoch={int(args.step_caps[name])}")
     return sets
+
+
+def matched_weights(config_name: str, routed_sets: list[str]) -> list[str]:
+    """The override giving a process-supervised run the routed run's average weight per depth."""
+    config = load_config(resolve_config(config_name), routed_sets)
+    weights = config.train.routing.matched_depth_weights(config.model.train_loops)
+    return [f"train.depth_loss_weights=[{', '.join(f'{w:.6g}' for w in weights)}]"]
 
 
 def ensure_run(run_dir: Path, config_name: str, overrides: list[str]) -> dict[str, Any]:
@@ -297,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--capacity", default="0.5,0.3,0.15", help="routed runs: train.routing.capacity (one share per loop step)")
     p.add_argument("--routed-set", action="append", default=[], metavar="KEY=VALUE",
                    help="routed runs only: a further config override, e.g. train.routing.process_weight=1.0 (repeatable)")
+    p.add_argument("--matched-ps", action="store_true",
+                   help="train the process-supervised runs with the per-depth loss weights the routed loss gives on average "
+                        "(RoutingConfig.matched_depth_weights): the control for what re-weighting the depths alone adds")
     p.add_argument("--epochs", action="append", help="NAME=N: cap the epochs of both runs of a dataset (labelled)")
     p.add_argument("--max-steps", action="append", help="NAME=N: cap optimiser steps per epoch (labelled)")
     p.add_argument("--posthoc", action="append", help=f"post-hoc controller spec (repeatable; default {', '.join(POSTHOC)})")
@@ -339,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
                                 f"<= {args.step_caps[name]} steps/epoch" if name in args.step_caps else "") if t)
             ps_dir = Path(ps_runs[name]) if name in ps_runs else folder / "process_supervised"
             routed_dir = Path(routed_runs[name]) if name in routed_runs else folder / "routed"
-            provenance["process_supervised"] = {"dir": str(ps_dir), **({} if name in ps_runs else ensure_run(ps_dir, configs[name], shared))}
+            ps_sets = shared + (matched_weights(configs[name], routed_sets) if args.matched_ps else [])
+            provenance["process_supervised"] = {"dir": str(ps_dir), **({} if name in ps_runs else ensure_run(ps_dir, configs[name], ps_sets))}
             provenance["routed"] = {"dir": str(routed_dir), **({} if name in routed_runs else ensure_run(routed_dir, configs[name], routed_sets))}
             record = evaluate(name, ps_dir, routed_dir, provenance, args)
             write_json(record_path, record)

@@ -61,6 +61,15 @@ def test_routing_config_is_checked():
     assert RoutingConfig(mode="expert_choice").capacities(3) == (0.5, 0.25, 0.125)
 
 
+def test_matched_depth_weights_are_the_exit_shares_plus_the_process_term():
+    # capacities 0.5, 0.3, 0.15: half the batch exits at depth 0, 0.2 at 1, 0.15 at 2 and 0.15 at 3
+    routed = RoutingConfig(mode="expert_choice", capacity=(0.5, 0.3, 0.15), process_weight=1.0)
+    assert np.allclose(routed.matched_depth_weights(3), (0.75, 0.45, 0.40, 0.40))
+    no_process = RoutingConfig(mode="expert_choice", process_weight=0.0)  # halving default: 1/2, 1/4 continue
+    assert np.allclose(no_process.matched_depth_weights(2), (0.5, 0.25, 0.25))
+    assert sum(RoutingConfig(mode="expert_choice", process_weight=0.3).matched_depth_weights(4)) == pytest.approx(1.3)
+
+
 # --------------------------------------------------------------------------- routed loss
 def _routing(mode: str, **kw) -> tuple[torch.nn.Module, JointRouting, object]:
     torch.manual_seed(0)
