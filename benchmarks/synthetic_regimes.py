@@ -102,14 +102,26 @@ def run_setting(config_name: str, overrides: list[str], name: str, max_depth: in
     )
 
 
+def _split_top_level(values: str) -> list[str]:
+    """Split at commas outside brackets, so list values stay whole: '[1,0],[1,1]' -> ['[1,0]', '[1,1]']."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(values):
+        depth += {"[": 1, "(": 1, "{": 1, "]": -1, ")": -1, "}": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            parts.append(values[start:i])
+            start = i + 1
+    parts.append(values[start:])
+    return [p for p in parts if p]
+
+
 def parse_vary(items: list[str]) -> list[tuple[str, list[str]]]:
-    """`key=v1,v2` -> (key, [v1, v2]); values keep their YAML spelling."""
+    """`key=v1,v2` -> (key, [v1, v2]); values keep their YAML spelling; a list value is one value (`key=[1,0],[1,1]`)."""
     out = []
     for item in items:
         key, sep, values = item.partition("=")
         if not sep or not key or not values:
             raise SystemExit(f"error: --vary expects key=value[,value...], got {item!r}")
-        out.append((key, [v for v in values.split(",") if v]))
+        out.append((key, _split_top_level(values)))
     return out
 
 
