@@ -334,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         capacity = [float(v) for v in args.capacity.split(",")]
         args.posthoc = args.posthoc or list(POSTHOC)
         configs = {**CONFIGS, **named(args.config, "--config")}
+        if args.matched_ps and ps_runs:
+            raise ConfigError(f"--matched-ps trains the process-supervised runs itself; drop --ps-run for {', '.join(sorted(ps_runs))}")
         unknown = [n for n in args.dataset if n not in configs]
         if unknown:
             raise ConfigError(f"no config for dataset(s) {unknown}: use {', '.join(sorted(CONFIGS))} or give --config NAME=CONFIG")

@@ -49,3 +49,10 @@ def test_a_dataset_without_a_config_is_one_clear_error(tmp_path, capsys):
     bench = load_benchmark("routing")
     assert bench.main(["--dataset", "nowhere", "--runs-dir", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert "error: no config for dataset(s) ['nowhere']" in capsys.readouterr().err
+
+
+def test_matched_ps_with_a_given_process_supervised_run_is_one_clear_error(tmp_path, capsys):
+    bench = load_benchmark("routing")
+    assert bench.main(["--dataset", "synthetic", "--matched-ps", "--ps-run", f"synthetic={tmp_path}",
+                       "--runs-dir", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert "--matched-ps trains the process-supervised runs itself; drop --ps-run for synthetic" in capsys.readouterr().err
