@@ -24,6 +24,7 @@ from typing import Any
 
 from adaptive_loop.errors import ConfigError
 from adaptive_loop.io import write_json, write_text
+from adaptive_loop.studies import open_storage
 from adaptive_loop.training.model_tuning import BASE_TRIAL
 
 
@@ -54,26 +55,27 @@ class StudySummary:
         return asdict(self)
 
 
-def _storage_url(storage: str) -> str:
-    """A database URL for `storage`: a URL is kept, a path to a SQLite file becomes `sqlite:///<path>`."""
-    if "://" in storage:
-        return storage
-    path = Path(storage)
-    if not path.is_file():
-        raise ConfigError(f"study storage {storage!r} is neither a database URL nor an existing SQLite file")
-    return f"sqlite:///{path.resolve()}"
+def _existing_storage(storage: str):
+    """The Optuna storage of `storage`, in any form `--storage` of `adaptive-loop tune` takes (a database
+    URL, `journal:<file>`) or a SQLite file path; a file that does not exist is an error, never created."""
+    if "://" not in storage and not storage.startswith("journal:"):
+        storage = f"sqlite:///{Path(storage).resolve()}"
+    for prefix in ("sqlite:///", "journal:"):
+        if storage.startswith(prefix) and not Path(storage[len(prefix):]).is_file():
+            raise ConfigError(f"study storage {storage!r}: no such file")
+    return open_storage(storage, ".")
 
 
 def summarize(storage: str, study_name: str) -> StudySummary:
-    """Read `study_name` from `storage` (a database URL or a SQLite file path) without changing it."""
+    """Read `study_name` from `storage` (see `_existing_storage`) without changing it."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = _storage_url(storage)
-    names = [s.study_name for s in optuna.get_all_study_summaries(url)]
+    opened = _existing_storage(storage)
+    names = optuna.get_all_study_names(opened)
     if study_name not in names:
         raise ConfigError(f"no study {study_name!r} in {storage}; studies there: {', '.join(names) or 'none'}")
-    study = optuna.load_study(study_name=study_name, storage=url)
+    study = optuna.load_study(study_name=study_name, storage=opened)
     maximise = study.direction == optuna.study.StudyDirection.MAXIMIZE
     pick = max if maximise else min
     trials = []

@@ -25,11 +25,10 @@ def test_benchmark_trains_both_runs_writes_the_issue_shape_and_resumes(tmp_path,
             "--routed-set", "train.routing.process_weight=0.7", "--matched-ps",
             "--runs-dir", str(runs), "--out", str(out), "--no-progress"]
     assert bench.main(args) == 0
-    routed = yaml.safe_load((runs / "tiny" / "routed" / "config.yaml").read_text())["train"]["routing"]
-    ps = yaml.safe_load((runs / "tiny" / "process_supervised" / "config.yaml").read_text())["train"]["routing"]
-    assert routed["process_weight"] == 0.7 and ps["mode"] == "off"  # --routed-set reaches the routed run only
-    ps_weights = yaml.safe_load((runs / "tiny" / "process_supervised" / "config.yaml").read_text())["train"]["depth_loss_weights"]
-    assert np.allclose(ps_weights, [0.5 + 0.7 / 3, 0.25 + 0.7 / 3, 0.25 + 0.7 / 3])  # --matched-ps: capacities 0.5, 0.25
+    routed = yaml.safe_load((runs / "tiny" / "routed" / "config.yaml").read_text())["train"]
+    ps = yaml.safe_load((runs / "tiny" / "process_supervised" / "config.yaml").read_text())["train"]
+    assert routed["routing"]["process_weight"] == 0.7 and ps["routing"]["mode"] == "off"  # --routed-set: routed run only
+    assert np.allclose(ps["depth_loss_weights"], [0.5 + 0.7 / 3, 0.25 + 0.7 / 3, 0.25 + 0.7 / 3])  # --matched-ps: capacities 0.5, 0.25
     record = json.loads((out / "routing.json").read_text())["tiny"]
     assert {"mean_flops", "routed_auc", "frontier_auc", "ci", "best_posthoc_auc"} <= set(record)
     ps_test = load_trace(runs / "tiny" / "process_supervised" / "trace_test_k2.parquet")

@@ -67,3 +67,13 @@ def test_unknown_study_or_storage_is_a_clear_error(tmp_path, capsys):
                                 "--out", str(tmp_path / "x")]) == 2
     assert "missing.db" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_a_journal_storage_is_read_like_the_tune_command_writes_it(tmp_path):
+    journal = tmp_path / "study.journal"
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    study = optuna.create_study(study_name="j", storage=storage, direction="maximize")
+    study.add_trial(optuna.trial.create_trial(
+        params={"x": 0.5}, distributions={"x": optuna.distributions.FloatDistribution(0, 1)}, value=0.8))
+    summary = summary_script.summarize(f"journal:{journal}", "j")
+    assert summary.best_trial == 0 and summary.best_value == pytest.approx(0.8)
