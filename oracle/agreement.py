@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
 from adaptive_loop.depth_targets import oracle_depths
 from adaptive_loop.errors import TraceError
@@ -65,6 +64,8 @@ def depth_agreement(oracle_depth: np.ndarray, needed_depth: np.ndarray) -> Depth
     if o.size < 2 or np.all(o == o[0]) or np.all(nd == nd[0]):
         rho = float("nan")
     else:
+        from scipy.stats import spearmanr  # here, so that importing `oracle` does not load scipy
+
         rho = float(spearmanr(nd, o).statistic)
     return DepthAgreement(
         confusion=confusion,

@@ -52,6 +52,7 @@ from adaptive_loop.metrics import auc
 from adaptive_loop.trace import DepthTrace, TraceMeta, align_ids
 
 NOISE_CHOICES = ("resample", "gaussian", "per-sample")
+NULL_NAMES = ("parametric", "seeds", "mc-dropout")  # the nulls a headroom decomposition compares the oracle with
 MIN_BIN_ROWS = 50  # rows per quantile bin at least, so a bin's deviations are a real pool
 
 

@@ -64,3 +64,15 @@ def test_user_errors_are_one_line_with_status_2(tmp_path: Path, capsys: pytest.C
 
     assert main(["train", "--config", "no_such_config"]) == 2
     assert "no_such_config" in capsys.readouterr().err
+
+
+def test_command_line_start_up_leaves_analysis_libraries_unloaded() -> None:
+    """Building every subcommand's parser must not import scikit-learn, scipy, LightGBM or matplotlib:
+    `adaptive-loop train` would otherwise hold ~90 MB it never uses."""
+    import subprocess
+    import sys
+
+    code = ("import sys, adaptive_loop.cli.app as app; app.build_parser(); "
+            "print(sorted(m for m in ('sklearn', 'scipy', 'lightgbm', 'matplotlib', 'optuna') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -23,16 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from adaptive_loop.config_loading import parse_scalar
-from adaptive_loop.cost import CostModel
 from adaptive_loop.errors import ConfigError
-from adaptive_loop.harness.bootstrap import controller_vs_frontier_ci
-from adaptive_loop.harness.controller_report import evaluate
-from adaptive_loop.harness.curves import fixed_frontier, headroom_captured, sweep
-from adaptive_loop.io import write_json
-from adaptive_loop.trace import check_same_model, load_trace
-from controllers.registry import available_controllers, controller_class, make_controller
-from oracle.budgeted import budgeted_oracle_curve
-from oracle.headroom import headroom_table
+
+# The harness and the controllers (scikit-learn, matplotlib) are imported by the handlers, not
+# here: every subcommand's parser is built at start-up, and `adaptive-loop train` should not pay
+# for libraries it never calls (about 90 MB of resident memory).
 
 REPORT_JSON = "controller_report.json"
 PLOT_FILE = "auc_vs_flops.png"
@@ -83,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
 def _list() -> int:
     import inspect
 
+    from controllers.registry import available_controllers, controller_class
+
     for name in available_controllers():
         cls = controller_class(name)
         sig = inspect.signature(cls.__init__)
@@ -93,6 +90,17 @@ def _list() -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from adaptive_loop.cost import CostModel
+    from adaptive_loop.harness.bootstrap import controller_vs_frontier_ci
+    from adaptive_loop.harness.controller_report import evaluate
+    from adaptive_loop.harness.curves import fixed_frontier, headroom_captured, sweep
+    from adaptive_loop.harness.plots import plot_auc_vs_flops
+    from adaptive_loop.io import write_json
+    from adaptive_loop.trace import check_same_model, load_trace
+    from controllers.registry import make_controller
+    from oracle.budgeted import budgeted_oracle_curve
+    from oracle.headroom import headroom_table
+
     if args.curve_points < 2:
         raise ConfigError(f"--curve-points must be >= 2, got {args.curve_points}")
     if args.bootstrap < 0:
@@ -121,8 +129,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     oracle_curve = budgeted_oracle_curve(test, n_points=max(args.curve_points, 11))
 
     out = Path(args.out)
-    from adaptive_loop.harness.plots import plot_auc_vs_flops
-
     plot_auc_vs_flops(
         out / PLOT_FILE, [curve], frontier, oracle_curve,
         points=[(f"{report.controller} at {report.knob_name}={report.knob:.4g}", report.mean_cost, report.auc)],

@@ -25,14 +25,12 @@ import pandas as pd
 
 from adaptive_loop.depth_targets import gains_from_bce, oracle_depths, per_sample_bce
 from adaptive_loop.errors import ConfigError
-from adaptive_loop.harness.decomposition import NULL_NAMES, decompose_headroom
-from adaptive_loop.harness.decomposition_report import write_decomposition
 from adaptive_loop.io import write_json, write_text, write_with
 from adaptive_loop.trace import load_trace
 from oracle.agreement import needed_depth_agreement
 from oracle.budgeted import budgeted_oracle_curve
 from oracle.headroom import headroom_table
-from oracle.null import NOISE_CHOICES
+from oracle.null import NOISE_CHOICES, NULL_NAMES
 from oracle.tables import frame_to_markdown
 
 LABELS_FILE = "oracle_labels.parquet"
@@ -119,6 +117,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_decomposition(args: argparse.Namespace, trace: Any, out: Path) -> None:
     """The headroom decomposition of `adaptive_loop.harness.decomposition`, written next to the oracle report."""
+    # imported here: the decomposition loads the harness (scikit-learn, LightGBM, matplotlib)
+    from adaptive_loop.harness.decomposition import decompose_headroom
+    from adaptive_loop.harness.decomposition_report import write_decomposition
+
     asked = set(args.null or [])
     if "seeds" in asked and not args.seed_traces:
         raise ConfigError("--null seeds needs --seed-traces (traces of the same split from other seeds)")

@@ -33,7 +33,8 @@ from adaptive_loop.trace import DepthTrace, check_same_model
 from oracle.budgeted import BudgetedOracleCurve, budgeted_oracle_curve
 from oracle.excess import Interval, NullComparison, ScoreBank, compare_with_nulls
 from oracle.headroom import HeadroomTable, headroom_table
-from oracle.null import (
+from oracle.null import (  # NULL_NAMES re-exported: the nulls this decomposition compares with
+    NULL_NAMES,
     NullCandidates,
     candidate_trace,
     exchangeable_null,
@@ -43,7 +44,6 @@ from oracle.null import (
 )
 from adaptive_loop.harness.predictability import PredictabilityBound, predictability_bound
 
-NULL_NAMES = ("parametric", "seeds", "mc-dropout")
 MEASURED_NULLS = ("seeds", "mc-dropout")
 
 
