@@ -165,6 +165,14 @@ class TrainConfig:
                   "experts, attention maps [heads, T, T]; adaptive_loop.model.memory), so peak memory stays bounded "
                   "whatever the data's size and sequence length. Raise it for larger, slightly faster batches."},
     )
+    train_memory_mb: float | None = field(
+        default=None,
+        metadata={"help": "Memory budget (MB) for the activations autograd keeps for one training forward pass; a batch "
+                  "that needs more runs as micro-batches whose gradients add up to the batch's (one optimiser step). "
+                  "The bytes per row are measured on the first batch (adaptive_loop.training.micro_batches); the step's "
+                  "peak is about twice the budget. BatchNorm and the MoE balance loss then use micro-batch statistics. "
+                  "null: whole batches. Single process, without train.routing."},
+    )
     optimizer: str = field(default="adamw", metadata={"help": "'adamw' or 'adam' (FuxiCTR/BARS train with Adam)."})
     lr: float = field(default=1e-3, metadata={"help": "Learning rate (the starting one when lr_schedule is 'plateau')."})
     weight_decay: float = field(
@@ -227,6 +235,11 @@ class TrainConfig:
             raise ConfigError(f"train.lr must be > 0, got {self.lr}")
         if isinstance(self.eval_memory_mb, bool) or not isinstance(self.eval_memory_mb, (int, float)) or not self.eval_memory_mb > 0:
             raise ConfigError(f"train.eval_memory_mb must be a number of megabytes > 0, got {self.eval_memory_mb!r}")
+        if self.train_memory_mb is not None and (
+            isinstance(self.train_memory_mb, bool) or not isinstance(self.train_memory_mb, (int, float))
+            or not self.train_memory_mb > 0
+        ):
+            raise ConfigError(f"train.train_memory_mb must be null or a number of megabytes > 0, got {self.train_memory_mb!r}")
         for name in ("weight_decay", "grad_clip", "min_delta", "embedding_l2", "dense_l2", "min_lr"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")

@@ -20,12 +20,14 @@ One command measures, in one run and with one thread setting (`--threads`, defau
    on a generated CSV (190,000 rows: 4 categorical fields, a 30-event item history column, a
    label; split 60/20/20; the movielens_100k model sizes; one training epoch), each command
    run as its own subprocess under a small wrapper that reports `getrusage(RUSAGE_CHILDREN)`
-   of that command alone.
+   of that command alone; and the same training with `train.train_memory_mb` set
+   (`--train-memory-mb`, default 256: micro-batches, `adaptive_loop.training.micro_batches`),
+   with both trainings' wall seconds side by side.
 
 It writes `benchmarks/results/bench_throughput.json` (atomically) with the summary keys
 `train_gflops_ratio_to_matmul` {"frappe_x1", "movielens_100k"}, `score_gflops_ratio_to_dcnv2`
 (the smaller of the two configs' LoopCTR / DCNv2 scoring GFLOP/s ratios; both are listed
-under `scoring`), and `peak_rss_mb` {"train", "evaluate"}, next to the raw figures they come
+under `scoring`), and `peak_rss_mb` {"train", "evaluate", "train_within_budget"}, next to the raw figures they come
 from. `--quick` makes every measurement smaller (fewer steps and repeats, a 20,000-row CSV
 and at most 40 training steps) with the same definitions, finishing in about a minute, and
 writes to `--out`.
@@ -236,8 +238,8 @@ def peak_rss(command: list[str]) -> dict[str, Any]:
     return {"peak_rss_mb": report["maxrss_kb"] / 1024.0, "seconds": report["seconds"], "command": command[1:]}
 
 
-def measure_csv_memory(threads: int, plan: Plan) -> dict[str, Any]:
-    """Peak RSS of `adaptive-loop train` and `adaptive-loop evaluate` on a generated CSV."""
+def measure_csv_memory(threads: int, plan: Plan, train_memory_mb: float) -> dict[str, Any]:
+    """Peak RSS of `adaptive-loop train` (whole batches, then within `train_memory_mb`) and `evaluate` on a generated CSV."""
     cli = [sys.executable, "-m", "adaptive_loop.cli"]
     with tempfile.TemporaryDirectory(prefix="adaptive-loop-bench-") as tmp:
         folder = Path(tmp)
@@ -249,16 +251,20 @@ def measure_csv_memory(threads: int, plan: Plan) -> dict[str, Any]:
         train = peak_rss([*cli, "train", "--config", str(config), "--run-dir", str(run_dir), "--no-progress"])
         evaluate = peak_rss([*cli, "evaluate", "--run", str(run_dir), "--split", "test", "--no-progress",
                              "--out", str(folder / "eval")])
+        within = peak_rss([*cli, "train", "--config", str(config), "--run-dir", str(folder / "run_within_budget"),
+                           "--no-progress", "--set", f"train.train_memory_mb={train_memory_mb}"])
         csv_mb = csv.stat().st_size / 2**20
     return {"csv_rows": plan.csv_rows, "csv_mb": csv_mb, "history_len": 30, "categorical_fields": 4,
             "split": [0.6, 0.2, 0.2], "train_max_steps": plan.csv_max_steps or "one epoch",
-            "train": train, "evaluate": evaluate}
+            "train": train, "evaluate": evaluate, "train_within_budget": {**within, "train_memory_mb": train_memory_mb}}
 
 
 # --------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads everywhere (default 2)")
+    parser.add_argument("--train-memory-mb", type=float, default=256.0,
+                        help="train.train_memory_mb of the second CSV training (default 256)")
     parser.add_argument("--quick", action="store_true", help="smaller measurements, same definitions (about a minute)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON file to write (default benchmarks/results/bench_throughput.json)")
     args = parser.parse_args(argv)
@@ -281,12 +287,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{scoring[name]['dcnv2']['gflops']:.2f} GFLOP/s", flush=True)
     after = [matmul_rate(1024, 1024, 1024, repeats=plan.matmul_repeats)]
     matmul = statistics.median(m.gflops for m in before + after)
-    memory = measure_csv_memory(args.threads, plan)
+    memory = measure_csv_memory(args.threads, plan, args.train_memory_mb)
 
     payload = {
         "train_gflops_ratio_to_matmul": {name: train[name]["train_gflops"] / matmul for name in CONFIGS},
         "score_gflops_ratio_to_dcnv2": min(scoring[name]["gflops_ratio_loopctr_to_dcnv2"] for name in CONFIGS),
-        "peak_rss_mb": {"train": memory["train"]["peak_rss_mb"], "evaluate": memory["evaluate"]["peak_rss_mb"]},
+        "peak_rss_mb": {"train": memory["train"]["peak_rss_mb"], "evaluate": memory["evaluate"]["peak_rss_mb"],
+                        "train_within_budget": memory["train_within_budget"]["peak_rss_mb"]},
         "matmul": {"shape": [1024, 1024, 1024], "gflops": matmul,
                    "runs": [dataclasses.asdict(m) for m in before + after]},
         "training": train,
@@ -307,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
               f"score ratio LoopCTR/DCNv2 = {scoring[name]['gflops_ratio_loopctr_to_dcnv2']:.3f}")
     print(f"score_gflops_ratio_to_dcnv2 = {payload['score_gflops_ratio_to_dcnv2']:.3f}")
     print(f"peak RSS ({memory['csv_rows']:,}-row CSV): train {memory['train']['peak_rss_mb']:.0f} MB, "
-          f"evaluate {memory['evaluate']['peak_rss_mb']:.0f} MB")
+          f"evaluate {memory['evaluate']['peak_rss_mb']:.0f} MB; train with train.train_memory_mb="
+          f"{args.train_memory_mb:g} {memory['train_within_budget']['peak_rss_mb']:.0f} MB "
+          f"({memory['train_within_budget']['seconds']:.0f} s against {memory['train']['seconds']:.0f} s)")
     print(f"wrote {args.out} in {payload['seconds']:.0f} s")
     return 0
 

@@ -85,3 +85,12 @@ def test_matmul_reference_is_timed_with_the_current_threads(bench) -> None:
     torch.set_num_threads(1)
     rate = bench.matmul_rate(128, 128, 128, repeats=3)
     assert rate.gflops > 0 and rate.shape == (128, 128, 128)
+
+
+def test_csv_memory_measures_whole_batches_evaluation_and_a_training_within_budget(bench) -> None:
+    plan = bench.Plan(matmul_repeats=1, train_steps=1, train_warmup=1, score_repeats=1, csv_rows=800, csv_max_steps=2)
+    memory = bench.measure_csv_memory(1, plan, train_memory_mb=1.0)
+    for key in ("train", "evaluate", "train_within_budget"):
+        assert memory[key]["peak_rss_mb"] > 100 and memory[key]["seconds"] > 0
+    assert memory["train_within_budget"]["train_memory_mb"] == 1.0
+    assert "train.train_memory_mb=1.0" in memory["train_within_budget"]["command"]

@@ -83,8 +83,8 @@ class Batch:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def subset(self, rows: torch.Tensor) -> "Batch":
-        """The rows `rows` (an index or boolean tensor) of every tensor, on the same device."""
+    def subset(self, rows: torch.Tensor | slice) -> "Batch":
+        """The rows `rows` (an index or boolean tensor, or a slice: a view) of every tensor, on the same device."""
         return Batch(
             cat=self.cat[rows],
             num=self.num[rows],

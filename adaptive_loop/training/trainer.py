@@ -54,6 +54,7 @@ from adaptive_loop.training.early_stopping import Monitor
 from adaptive_loop.training.history import EpochRecord, TrainResult
 from adaptive_loop.training.joint_halting import build_joint_halting
 from adaptive_loop.training.losses import depth_weight_tensor, process_supervised_loss, sharded_process_supervised_loss
+from adaptive_loop.training.micro_batches import micro_batch_parts, micro_batch_rows, saved_bytes_per_row
 from adaptive_loop.training.oov_dropout import OOVDropout
 from adaptive_loop.training.optim import PlateauSchedule, build_optimizer, current_lr, l2_penalty, split_parameters
 from adaptive_loop.training.per_depth import per_depth_metrics, predict_depths
@@ -103,6 +104,11 @@ class Trainer:
         if self.routing is not None and config.train.routing.monitor and not self.monitor.maximise:
             raise ConfigError(f"train.routing.monitor follows the routed validation AUC (maximised) but train.monitor="
                               f"{config.train.monitor!r} is minimised; use an AUC monitor or train.routing.monitor=false")
+        # hook: memory budget for training activations (train.train_memory_mb, training.micro_batches)
+        if config.train.train_memory_mb is not None and (dist.enabled or config.train.routing.enabled):
+            raise ConfigError("train.train_memory_mb (micro-batches) runs in a single process and without train.routing "
+                              "(the routed loss picks each depth's rows within the whole batch); lower train.batch_size instead")
+        self.micro_rows: int | None = None  # rows per micro-batch, measured on the first batch when there is a budget
         self.epoch_callbacks = list(epoch_callbacks or [])
         head_params = self.halting.parameters() if self.halting is not None else []
         head_params += self.routing.parameters() if self.routing is not None else []
@@ -242,6 +248,49 @@ class Trainer:
             loss = loss + self.halting.loss(out, batch.labels)
         return loss, bce_total, float(out.aux_loss.detach())
 
+    def _optimizer_step(self, batch: Batch, global_rows: int, aux_weight: float,
+                        where: str) -> tuple[torch.Tensor, float, np.ndarray]:
+        """One optimiser step on `batch`: (its loss, its L2 penalty, [summed BCE, aux x rows, rows]).
+
+        Under train.train_memory_mb the batch runs as micro-batches, each loss weighted by the
+        part's share of the rows and back-propagated at once, so the gradients add up to the
+        batch's before the single optimiser step; the penalty joins the last part's loss.
+        """
+        cfg = self.config.train
+        self.optimizer.zero_grad(set_to_none=True)
+        parts = micro_batch_parts(batch, self._micro_batch_rows(batch))
+        step_loss, penalty_value, counts = torch.zeros(()), 0.0, np.zeros(3)
+        for index, part in enumerate(parts):
+            loss, bce_total, aux = self._step_loss(part, global_rows, aux_weight)
+            if len(parts) > 1:
+                loss = loss * (len(part) / len(batch))
+            # hook: explicit L2 penalties; every rank adds the same penalty of the same (synchronised)
+            # weights, so DDP's gradient average leaves its gradient as in a single process
+            penalty = l2_penalty(self.param_split, cfg.embedding_l2, cfg.dense_l2) if index == len(parts) - 1 else None
+            if penalty is not None:
+                loss = loss + penalty
+                penalty_value = float(penalty.detach())
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"training loss became {loss.item()} at {where}; lower train.lr or check the data for extreme values"
+                )
+            loss.backward()
+            step_loss = step_loss + loss.detach().cpu()
+            counts += np.array([bce_total, aux * len(part), len(part)])
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        return step_loss, penalty_value, counts
+
+    def _micro_batch_rows(self, batch: Batch) -> int | None:
+        """Rows per micro-batch under train.train_memory_mb (None: whole batches), measured once on `batch`."""
+        budget = self.config.train.train_memory_mb
+        if budget is None or len(batch) < 2:
+            return None
+        if self.micro_rows is None:
+            self.micro_rows = micro_batch_rows(saved_bytes_per_row(self.model, batch), budget)
+        return self.micro_rows
+
     def _run_epoch(self, epoch: int) -> EpochRecord:
         cfg = self.config.train
         self.model.train()
@@ -252,26 +301,11 @@ class Trainer:
         steps, batches = self._epoch_batches(epoch)
         bar = tqdm(batches, total=steps, desc=f"epoch {epoch + 1}", disable=not self.progress, leave=False)
         for step, (batch, global_rows) in enumerate(bar):
-            loss, bce_total, aux = self._step_loss(batch, global_rows, aux_weight)
-            # hook: explicit L2 penalties; every rank adds the same penalty of the same (synchronised)
-            # weights, so DDP's gradient average leaves its gradient as in a single process
-            penalty = l2_penalty(self.param_split, cfg.embedding_l2, cfg.dense_l2)
-            if penalty is not None:
-                loss = loss + penalty
-                penalty_sum += float(penalty.detach())
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; lower train.lr or "
-                    f"check the data for extreme values"
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            self.optimizer.step()
-            totals += np.array([bce_total, aux * len(batch), len(batch)])
+            loss, penalty, counts = self._optimizer_step(batch, global_rows, aux_weight, f"epoch {epoch + 1}, step {step + 1}")
+            penalty_sum += penalty
+            totals += counts
             if step % 20 == 0:
-                bar.set_postfix(loss=f"{loss.item():.4f}")
+                bar.set_postfix(loss=f"{float(loss):.4f}")
         seconds = time.perf_counter() - started
         bce_sum, aux_sum, seen = (float(v) for v in dist_utils.all_reduce_sum(totals, self.dist, self.device))
         seconds = dist_utils.all_reduce_max(seconds, self.dist, self.device)
