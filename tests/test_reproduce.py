@@ -161,3 +161,31 @@ def test_baselines_train_on_their_own_recipe_with_the_shared_split() -> None:
     assert recorded["variant_configs"] == {"deepfm": "builtin:deepfm_frappe_x1", "loopctr_L3": "builtin:frappe_x1"}
     shared = BenchmarkSettings("frappe_x1", base_config_path("frappe_x1", None), own_baseline_configs=False)
     assert shared.cell_config(VARIANTS["deepfm"], shared.seeds[0]).model.embed_dim == loop.model.embed_dim
+
+
+def test_shards_train_disjoint_cells_that_together_make_the_grid(tmp_path: Path) -> None:
+    from adaptive_loop.reproduce import runner
+
+    args = _args(tmp_path)
+    args[args.index("--seeds") + 1] = "2"
+    trained: list[tuple[str, int]] = []
+
+    def fake_cell(variant, seed, settings, data, out_root, on_epoch=None):
+        trained.append((variant.name, seed))
+        return None, False
+
+    parsed = build_parser().parse_args(args + ["--shard", "2/3"])
+    assert parsed.shard == (2, 3)
+    import unittest.mock as mock
+
+    with mock.patch.object(runner, "run_cell", fake_cell), mock.patch.object(runner, "prepare_benchmark_data"):
+        per_shard = []
+        for k in (1, 2, 3):
+            trained.clear()
+            assert run_benchmark(build_parser().parse_args(args + ["--shard", f"{k}/3"]), args) is None
+            per_shard.append(list(trained))
+    grid = [(v, s) for s in (7, 8) for v in ("loopctr_L0", "loopctr_L2")]
+    assert sorted(sum(per_shard, [])) == sorted(grid) and per_shard[1] == [grid[1]] and len(per_shard[0]) == 2
+    for bad in ("0/3", "4/3", "2", "a/b"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(args + ["--shard", bad])

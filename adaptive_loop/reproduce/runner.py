@@ -74,8 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--skip-throughput", action="store_true", help="do not measure training throughput")
     parser.add_argument("--throughput-steps", type=int, default=30, help="timed training steps (default 30, after 5 warm-up)")
     parser.add_argument("--report-only", action="store_true", help="only rebuild the reports from finished cells")
+    parser.add_argument("--shard", type=parse_shard, metavar="K/N",
+                        help="train only the K-th of every N cells (K = 1..N), so that N processes share the grid "
+                             "without ever taking the same cell; no report is written (use --report-only when all are done)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`"K/N"` -> (K, N) with 1 <= K <= N (otherwise a usage error that says so)."""
+    k, sep, n = text.partition("/")
+    if not sep or not k.strip().isdigit() or not n.strip().isdigit() or not 1 <= int(k) <= int(n):
+        raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N, got {text!r}")
+    return int(k), int(n)
 
 
 @dataclasses.dataclass
@@ -102,9 +113,14 @@ def prepare_benchmark_data(settings: BenchmarkSettings, progress: bool = True) -
 
 
 def run_cells(settings: BenchmarkSettings, variants: list[Variant], data: PreparedData, out_root: Path,
-              progress: bool = True) -> dict[str, list[CellResult]]:
-    """Train / resume / reuse every (variant, seed) cell, seed-major; returns results by variant."""
-    cells = [(seed, v) for seed in settings.seeds for v in variants]
+              progress: bool = True, shard: tuple[int, int] = (1, 1)) -> dict[str, list[CellResult]]:
+    """Train / resume / reuse every (variant, seed) cell, seed-major; returns results by variant.
+
+    `shard` (K, N) keeps the K-th of every N cells of that order: N processes with shards
+    1/N .. N/N train disjoint cells of the same grid.
+    """
+    k, n = shard
+    cells = [(seed, v) for seed in settings.seeds for v in variants][k - 1 :: n]
     results: dict[str, list[CellResult]] = {v.name: [] for v in variants}
     bar = tqdm(cells, desc="cells", unit="cell", disable=not progress)
     for seed, variant in bar:
@@ -203,8 +219,8 @@ def build_reports(settings: BenchmarkSettings, variants: list[Variant], results:
     return BenchmarkOutput(json_path, md_path, payload)
 
 
-def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkOutput:
-    """Everything `main` does, returning the outputs (tests call this)."""
+def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkOutput | None:
+    """Everything `main` does, returning the outputs (tests call this); None for a `--shard` run (no report)."""
     settings = BenchmarkSettings(
         dataset=args.dataset, config_path=base_config_path(args.dataset, args.config), overrides=tuple(args.set),
         n_seeds=args.seeds, epochs=args.epochs, max_train_rows=args.max_train_rows, grid_depth=args.max_depth,
@@ -222,7 +238,9 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkOut
         tput = throughput(settings, None, out_root, profile_path, args.throughput_steps, measure=False)
     else:
         data = prepare_benchmark_data(settings, progress=progress)
-        results = run_cells(settings, variants, data, out_root, progress=progress)
+        results = run_cells(settings, variants, data, out_root, progress=progress, shard=args.shard or (1, 1))
+        if args.shard is not None:
+            return None
         tput = None if args.skip_throughput else throughput(settings, data, out_root, profile_path,
                                                             args.throughput_steps, measure=True)
     if not any(results.values()):
@@ -242,6 +260,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AdaptiveLoopError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if output is None:
+        print(f"shard {args.shard[0]}/{args.shard[1]} done; once every shard is, build the report with the same "
+              f"command, --report-only instead of --shard")
+        return 0
     for claim in output.payload["claims"]:
         print(f"claim {claim['claim']}: {claim['verdict']}")
     if output.payload["reduced"]:
