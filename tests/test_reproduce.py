@@ -189,3 +189,27 @@ def test_shards_train_disjoint_cells_that_together_make_the_grid(tmp_path: Path)
     for bad in ("0/3", "4/3", "2", "a/b"):
         with pytest.raises(SystemExit):
             build_parser().parse_args(args + ["--shard", bad])
+
+
+def test_a_cell_saved_before_a_config_key_existed_is_reused(finished, monkeypatch) -> None:
+    tmp, _ = finished
+    import adaptive_loop.training
+    from adaptive_loop.reproduce.cells import FINGERPRINT_FILE
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished cell was trained again")
+
+    monkeypatch.setattr(adaptive_loop.training, "train", no_training)
+    path = tmp / "runs" / "loopctr_L0" / "seed7" / FINGERPRINT_FILE
+    original = path.read_text()
+    saved = json.loads(original)
+    assert saved["config"]["train"].pop("train_memory_mb", "missing") is None  # a key added with a null default
+    try:
+        path.write_text(json.dumps(saved))
+        _run(_args(tmp))  # the missing key counts with its default: the cell is reused, not refused
+        saved["config"]["train"]["eval_memory_mb"] = 1.0  # a saved value that differs from today's is still refused
+        path.write_text(json.dumps(saved))
+        with pytest.raises(ConfigError, match="eval_memory_mb"):
+            _run(_args(tmp))
+    finally:
+        path.write_text(original)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptive_loop.config import BUILTIN_CONFIGS, RunConfig, config_source, load_config, resolve_config
-from adaptive_loop.errors import ConfigError
+from adaptive_loop.errors import AdaptiveLoopError, ConfigError
 from adaptive_loop.reproduce.variants import Variant
 
 # Keys that may differ between a cell's first run and its rerun without changing its result.
@@ -175,14 +175,30 @@ class BenchmarkSettings:
 
 
 def saved_fingerprint(saved: dict[str, Any]) -> dict[str, Any]:
-    """A fingerprint read back from a cell, in today's form: a model section saved before each
-    model had its own config holds every model's keys, of which only the cell model's count."""
-    from adaptive_loop.model import own_keys
+    """A fingerprint read back from a cell, in today's form.
 
-    model = saved.get("config", {}).get("model")
-    if not isinstance(model, dict):
+    The saved config is read back through today's config classes, so a key added since the
+    cell started counts with its default (as when a run resumes from an older checkpoint),
+    and a model section saved before each model had its own config (every model's keys) keeps
+    only the cell model's. A config today's classes refuse (a key removed since) is compared
+    as saved, and the difference is reported.
+    """
+    from adaptive_loop.config import config_from_dict
+    from adaptive_loop.model import own_keys  # a config refused below keeps its flat model section
+
+    config = saved.get("config")
+    if not isinstance(config, dict):
         return saved
-    return {**saved, "config": {**saved["config"], "model": _plain(own_keys(model))}}
+    try:
+        resolved = config_from_dict(config, saved_run=True).to_dict()
+    except AdaptiveLoopError:
+        resolved = config
+    else:
+        for section, key in _VOLATILE:
+            resolved.get(section, {}).pop(key, None)
+    if isinstance(resolved.get("model"), dict):
+        resolved = {**resolved, "model": own_keys(resolved["model"])}
+    return _plain({**saved, "config": resolved})
 
 
 def _plain(value: Any) -> Any:
