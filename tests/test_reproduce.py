@@ -58,6 +58,9 @@ def test_results_json_has_every_cell_with_mean_std_and_labels_the_run_reduced(fi
     assert headroom["all"]["oracle_auc"]["mean"] >= headroom["all"]["best_fixed_auc"]["mean"]
     assert [c["claim"] for c in payload["claims"]] == [1, 2, 3, 4]
     assert payload["claims"][3]["verdict"] == "not tested"  # no ablation was run
+    headroom_claim = payload["claims"][2]  # one trained-loop variant (L = 2): the fewer-loops half is untested
+    assert headroom_claim["verdict"] != "holds"
+    assert any("fewer loops, higher ceiling: not tested" in f for f in headroom_claim["findings"])
     text = output.markdown_path.read_text()
     assert "REDUCED RUN" in text and "| L=2 |" in text
     for figure in payload["figures"].values():

@@ -229,6 +229,11 @@ def _claim_headroom(t: _Table) -> ClaimCheck:
         verdicts.append(c.verdict)
         monotone = all(a[1].mean >= b[1].mean for a, b in zip(ceilings, ceilings[1:]))
         check.findings.append(f"ceiling falls monotonically with L: {'yes' if monotone else 'no'}")
+    else:  # the claim's other half needs two trained-loop variants: a band check alone is not the whole claim
+        check.findings.append("fewer loops, higher ceiling: not tested (needs two of the variants with L = 1..4; "
+                              "L = 0 has no trained loop steps to compare)")
+        if verdicts:  # the band was checked: the claim partly holds at best
+            verdicts.append(NOT_TESTED)
     check.verdict = overall(verdicts)
     return check
 
