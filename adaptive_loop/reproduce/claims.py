@@ -232,7 +232,7 @@ def _claim_headroom(t: _Table) -> ClaimCheck:
     else:  # the claim's other half needs two trained-loop variants: a band check alone is not the whole claim
         check.findings.append("fewer loops, higher ceiling: not tested (needs two of the variants with L = 1..4; "
                               "L = 0 has no trained loop steps to compare)")
-        if verdicts:  # the band was checked: the claim partly holds at best
+        if verdicts and all(v == HOLDS for v in verdicts):  # the band holds: the claim partly holds at best
             verdicts.append(NOT_TESTED)
     check.verdict = overall(verdicts)
     return check
