@@ -28,8 +28,8 @@ It writes `benchmarks/results/bench_throughput.json` (atomically) with the summa
 `train_gflops_ratio_to_matmul` {"frappe_x1", "movielens_100k"}, `score_gflops_ratio_to_dcnv2`
 (the smaller of the two configs' LoopCTR / DCNv2 scoring GFLOP/s ratios; both are listed
 under `scoring`), and `peak_rss_mb` {"train", "evaluate", "train_within_budget"}, next to the raw figures they come
-from. `--quick` makes every measurement smaller (fewer steps and repeats, a 20,000-row CSV
-and at most 40 training steps) with the same definitions, finishing in about a minute, and
+from. `--quick` makes every measurement smaller (fewer steps and repeats, a 6,000-row CSV
+and at most 3 training steps) with the same definitions, finishing in about two minutes, and
 writes to `--out`.
 
     python benchmarks/bench_throughput.py [--threads 2] [--quick] [--out PATH]
@@ -88,7 +88,7 @@ class Plan:
 
 
 FULL = Plan(matmul_repeats=15, train_steps=30, train_warmup=5, score_repeats=7, csv_rows=190_000, csv_max_steps=0)
-QUICK = Plan(matmul_repeats=5, train_steps=6, train_warmup=2, score_repeats=3, csv_rows=20_000, csv_max_steps=40)
+QUICK = Plan(matmul_repeats=5, train_steps=4, train_warmup=1, score_repeats=3, csv_rows=6_000, csv_max_steps=3)
 
 
 # --------------------------------------------------------------------------- training
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads everywhere (default 2)")
     parser.add_argument("--train-memory-mb", type=float, default=256.0,
                         help="train.train_memory_mb of the second CSV training (default 256)")
-    parser.add_argument("--quick", action="store_true", help="smaller measurements, same definitions (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="smaller measurements, same definitions (about two minutes)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON file to write (default benchmarks/results/bench_throughput.json)")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL

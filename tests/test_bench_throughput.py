@@ -1,4 +1,4 @@
-"""The pieces of `benchmarks/bench_throughput.py` on tiny inputs (the whole --quick run takes about a minute)."""
+"""The pieces of `benchmarks/bench_throughput.py` on tiny inputs (the whole --quick run takes about two minutes)."""
 
 from __future__ import annotations
 
