@@ -233,13 +233,13 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be >= 1, got {value}")
         if not self.lr > 0:
             raise ConfigError(f"train.lr must be > 0, got {self.lr}")
-        if isinstance(self.eval_memory_mb, bool) or not isinstance(self.eval_memory_mb, (int, float)) or not self.eval_memory_mb > 0:
-            raise ConfigError(f"train.eval_memory_mb must be a number of megabytes > 0, got {self.eval_memory_mb!r}")
-        if self.train_memory_mb is not None and (
-            isinstance(self.train_memory_mb, bool) or not isinstance(self.train_memory_mb, (int, float))
-            or not self.train_memory_mb > 0
-        ):
-            raise ConfigError(f"train.train_memory_mb must be null or a number of megabytes > 0, got {self.train_memory_mb!r}")
+        for name, value, nullable in (("eval_memory_mb", self.eval_memory_mb, False),
+                                      ("train_memory_mb", self.train_memory_mb, True)):
+            if nullable and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                allowed = "null or a number of megabytes > 0" if nullable else "a number of megabytes > 0"
+                raise ConfigError(f"train.{name} must be {allowed}, got {value!r}")
         for name in ("weight_decay", "grad_clip", "min_delta", "embedding_l2", "dense_l2", "min_lr"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")

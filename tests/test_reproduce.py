@@ -67,14 +67,19 @@ def test_results_json_has_every_cell_with_mean_std_and_labels_the_run_reduced(fi
         assert (tmp / "results" / figure).stat().st_size > 0
 
 
-def test_rerun_skips_finished_cells_and_refuses_other_settings(finished, monkeypatch) -> None:
-    tmp, _ = finished
+@pytest.fixture
+def no_training(monkeypatch) -> None:
+    """Any training fails the test: finished cells must be reused."""
     import adaptive_loop.training
 
-    def no_training(*args, **kwargs):
+    def refuse(*args, **kwargs):
         raise AssertionError("a finished cell was trained again")
 
-    monkeypatch.setattr(adaptive_loop.training, "train", no_training)
+    monkeypatch.setattr(adaptive_loop.training, "train", refuse)
+
+
+def test_rerun_skips_finished_cells_and_refuses_other_settings(finished, no_training) -> None:
+    tmp, _ = finished
     result_file = tmp / "runs" / "loopctr_L0" / "seed7" / RESULT_FILE
     before = result_file.stat().st_mtime_ns
     again = _run(_args(tmp))
@@ -166,7 +171,7 @@ def test_baselines_train_on_their_own_recipe_with_the_shared_split() -> None:
     assert shared.cell_config(VARIANTS["deepfm"], shared.seeds[0]).model.embed_dim == loop.model.embed_dim
 
 
-def test_shards_train_disjoint_cells_that_together_make_the_grid(tmp_path: Path) -> None:
+def test_shards_train_disjoint_cells_that_together_make_the_grid(tmp_path: Path, monkeypatch) -> None:
     from adaptive_loop.reproduce import runner
 
     args = _args(tmp_path)
@@ -179,14 +184,13 @@ def test_shards_train_disjoint_cells_that_together_make_the_grid(tmp_path: Path)
 
     parsed = build_parser().parse_args(args + ["--shard", "2/3"])
     assert parsed.shard == (2, 3)
-    import unittest.mock as mock
-
-    with mock.patch.object(runner, "run_cell", fake_cell), mock.patch.object(runner, "prepare_benchmark_data"):
-        per_shard = []
-        for k in (1, 2, 3):
-            trained.clear()
-            assert run_benchmark(build_parser().parse_args(args + ["--shard", f"{k}/3"]), args) is None
-            per_shard.append(list(trained))
+    monkeypatch.setattr(runner, "run_cell", fake_cell)
+    monkeypatch.setattr(runner, "prepare_benchmark_data", lambda settings, progress=True: None)
+    per_shard = []
+    for k in (1, 2, 3):
+        trained.clear()
+        assert run_benchmark(build_parser().parse_args(args + ["--shard", f"{k}/3"]), args) is None
+        per_shard.append(list(trained))
     grid = [(v, s) for s in (7, 8) for v in ("loopctr_L0", "loopctr_L2")]
     assert sorted(sum(per_shard, [])) == sorted(grid) and per_shard[1] == [grid[1]] and len(per_shard[0]) == 2
     for bad in ("0/3", "4/3", "2", "a/b"):
@@ -194,15 +198,10 @@ def test_shards_train_disjoint_cells_that_together_make_the_grid(tmp_path: Path)
             build_parser().parse_args(args + ["--shard", bad])
 
 
-def test_a_cell_saved_before_a_config_key_existed_is_reused(finished, monkeypatch) -> None:
+def test_a_cell_saved_before_a_config_key_existed_is_reused(finished, no_training) -> None:
     tmp, _ = finished
-    import adaptive_loop.training
     from adaptive_loop.reproduce.cells import FINGERPRINT_FILE
 
-    def no_training(*args, **kwargs):
-        raise AssertionError("a finished cell was trained again")
-
-    monkeypatch.setattr(adaptive_loop.training, "train", no_training)
     path = tmp / "runs" / "loopctr_L0" / "seed7" / FINGERPRINT_FILE
     original = path.read_text()
     saved = json.loads(original)

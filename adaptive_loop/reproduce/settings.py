@@ -184,20 +184,19 @@ def saved_fingerprint(saved: dict[str, Any]) -> dict[str, Any]:
     as saved, and the difference is reported.
     """
     from adaptive_loop.config import config_from_dict
-    from adaptive_loop.model import own_keys  # a config refused below keeps its flat model section
+    from adaptive_loop.model import own_keys
 
     config = saved.get("config")
     if not isinstance(config, dict):
         return saved
     try:
         resolved = config_from_dict(config, saved_run=True).to_dict()
-    except AdaptiveLoopError:
-        resolved = config
+    except AdaptiveLoopError:  # compared as saved, with only the cell model's keys
+        model = config.get("model")
+        resolved = {**config, "model": own_keys(model)} if isinstance(model, dict) else config
     else:
         for section, key in _VOLATILE:
             resolved.get(section, {}).pop(key, None)
-    if isinstance(resolved.get("model"), dict):
-        resolved = {**resolved, "model": own_keys(resolved["model"])}
     return _plain({**saved, "config": resolved})
 
 

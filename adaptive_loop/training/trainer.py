@@ -249,7 +249,7 @@ class Trainer:
         return loss, bce_total, float(out.aux_loss.detach())
 
     def _optimizer_step(self, batch: Batch, global_rows: int, aux_weight: float,
-                        where: str) -> tuple[torch.Tensor, float, np.ndarray]:
+                        epoch: int, step: int) -> tuple[torch.Tensor, float, np.ndarray]:
         """One optimiser step on `batch`: (its loss, its L2 penalty, [summed BCE, aux x rows, rows]).
 
         Under train.train_memory_mb the batch runs as micro-batches, each loss weighted by the
@@ -272,7 +272,8 @@ class Trainer:
                 penalty_value = float(penalty.detach())
             if not torch.isfinite(loss):
                 raise FloatingPointError(
-                    f"training loss became {loss.item()} at {where}; lower train.lr or check the data for extreme values"
+                    f"training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; lower train.lr or "
+                    f"check the data for extreme values"
                 )
             loss.backward()
             step_loss = step_loss + loss.detach().cpu()
@@ -301,7 +302,7 @@ class Trainer:
         steps, batches = self._epoch_batches(epoch)
         bar = tqdm(batches, total=steps, desc=f"epoch {epoch + 1}", disable=not self.progress, leave=False)
         for step, (batch, global_rows) in enumerate(bar):
-            loss, penalty, counts = self._optimizer_step(batch, global_rows, aux_weight, f"epoch {epoch + 1}, step {step + 1}")
+            loss, penalty, counts = self._optimizer_step(batch, global_rows, aux_weight, epoch, step)
             penalty_sum += penalty
             totals += counts
             if step % 20 == 0:
