@@ -226,8 +226,11 @@ _WRAPPER = (
 )
 
 
-def peak_rss(command: list[str]) -> dict[str, Any]:
-    """Run `command` in a wrapper process; its peak RSS (MB, Linux ru_maxrss is in KiB) and wall seconds."""
+def peak_rss(command: list[str], folder: Path) -> dict[str, Any]:
+    """Run `command` in a wrapper process; its peak RSS (MB, Linux ru_maxrss is in KiB) and wall seconds.
+
+    The recorded command names the temporary `folder` as `<tmp>`: result files name no machine paths.
+    """
     done = subprocess.run([sys.executable, "-c", _WRAPPER, *command], capture_output=True, text=True)
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -235,7 +238,8 @@ def peak_rss(command: list[str]) -> dict[str, Any]:
     report = json.loads(lines[-1])
     if report["returncode"] != 0:
         raise RuntimeError(f"{' '.join(command)} exited with {report['returncode']}:\n{done.stderr[-3000:]}")
-    return {"peak_rss_mb": report["maxrss_kb"] / 1024.0, "seconds": report["seconds"], "command": command[1:]}
+    shown = ["python" if arg == sys.executable else arg.replace(str(folder), "<tmp>") for arg in command]
+    return {"peak_rss_mb": report["maxrss_kb"] / 1024.0, "seconds": report["seconds"], "command": shown}
 
 
 def measure_csv_memory(threads: int, plan: Plan, train_memory_mb: float) -> dict[str, Any]:
@@ -248,11 +252,11 @@ def measure_csv_memory(threads: int, plan: Plan, train_memory_mb: float) -> dict
         config = folder / "config.yaml"
         config.write_text(yaml.safe_dump(csv_run_config(csv, threads, plan), sort_keys=False), encoding="utf-8")
         run_dir = folder / "run"
-        train = peak_rss([*cli, "train", "--config", str(config), "--run-dir", str(run_dir), "--no-progress"])
+        train = peak_rss([*cli, "train", "--config", str(config), "--run-dir", str(run_dir), "--no-progress"], folder)
         evaluate = peak_rss([*cli, "evaluate", "--run", str(run_dir), "--split", "test", "--no-progress",
-                             "--out", str(folder / "eval")])
+                             "--out", str(folder / "eval")], folder)
         within = peak_rss([*cli, "train", "--config", str(config), "--run-dir", str(folder / "run_within_budget"),
-                           "--no-progress", "--set", f"train.train_memory_mb={train_memory_mb}"])
+                           "--no-progress", "--set", f"train.train_memory_mb={train_memory_mb}"], folder)
         csv_mb = csv.stat().st_size / 2**20
     return {"csv_rows": plan.csv_rows, "csv_mb": csv_mb, "history_len": 30, "categorical_fields": 4,
             "split": [0.6, 0.2, 0.2], "train_max_steps": plan.csv_max_steps or "one epoch",

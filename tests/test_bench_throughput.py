@@ -73,12 +73,13 @@ def test_generated_csv_and_its_run_config(bench, tmp_path: Path) -> None:
     assert len(data.train) == pytest.approx(360, abs=2)
 
 
-def test_peak_rss_of_a_subprocess(bench) -> None:
-    big = bench.peak_rss([sys.executable, "-c", "x = bytearray(300 * 2**20); x[::4096] = b'1' * len(x[::4096])"])
-    small = bench.peak_rss([sys.executable, "-c", "pass"])
+def test_peak_rss_of_a_subprocess(bench, tmp_path) -> None:
+    big = bench.peak_rss([sys.executable, "-c", "x = bytearray(300 * 2**20); x[::4096] = b'1' * len(x[::4096])"], tmp_path)
+    small = bench.peak_rss([sys.executable, "-c", "pass", str(tmp_path / "run")], tmp_path)
     assert big["peak_rss_mb"] > 300 > small["peak_rss_mb"]
+    assert small["command"] == ["python", "-c", "pass", "<tmp>/run"]  # no machine paths in the result file
     with pytest.raises(RuntimeError, match="exited with 3"):
-        bench.peak_rss([sys.executable, "-c", "raise SystemExit(3)"])
+        bench.peak_rss([sys.executable, "-c", "raise SystemExit(3)"], tmp_path)
 
 
 def test_matmul_reference_is_timed_with_the_current_threads(bench) -> None:
