@@ -1,4 +1,4 @@
-"""The pieces of `benchmarks/bench_throughput.py` on tiny inputs (the whole --quick run takes about two minutes)."""
+"""The pieces of `benchmarks/bench_throughput.py` on tiny inputs (the whole --quick run takes about 90 seconds)."""
 
 from __future__ import annotations
 
