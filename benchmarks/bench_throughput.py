@@ -88,10 +88,9 @@ class Plan:
 
 
 FULL = Plan(matmul_repeats=15, train_steps=30, train_warmup=5, score_repeats=7, csv_rows=190_000, csv_max_steps=0)
-# --quick fits in 90 s on this machine (83 s measured, nothing else running) by training the CSV
-# for one step: its peak RSS is then lower than over more steps (1.54 GB against 1.75 GB after
-# three, same CSV), so quick memory figures understate the full run's; three timed steps per
-# config keep an odd count for the median.
+# --quick trains the CSV for one step, which keeps it under 90 s on a 2-core CPU; one step peaks
+# lower than several, so quick memory figures understate the full run's (the README says by how
+# much). Three timed steps per config keep an odd count for the median.
 QUICK = Plan(matmul_repeats=5, train_steps=3, train_warmup=1, score_repeats=3, csv_rows=6_000, csv_max_steps=1)
 
 
