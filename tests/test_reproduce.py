@@ -89,11 +89,28 @@ def test_rerun_skips_finished_cells_and_refuses_other_settings(finished, no_trai
         _run(_args(tmp)[:-1] + ["data.options.n_rows=2100"])  # another dataset size: not the same cell
 
 
+def test_fresh_checkout_reuses_archived_cells_and_refuses_archived_other_settings(finished, no_training) -> None:
+    """A machine without the run directories resumes the grid from the results kept beside the reports."""
+    tmp, _ = finished
+    archive = tmp / "results" / "reproduce_synthetic_cells"
+    archived = archive / "loopctr_L0" / "seed7.json"
+    assert json.loads(archived.read_text()) == json.loads((tmp / "runs" / "loopctr_L0" / "seed7" / RESULT_FILE).read_text())
+    fresh = _args(tmp)
+    fresh[fresh.index("--out-root") + 1] = str(tmp / "runs_on_another_machine")
+    again = _run(fresh)  # no_training: every cell must come from the archive
+    assert set(json.loads(again.json_path.read_text())["variants"]) == {"loopctr_L0", "loopctr_L2"}
+    assert not (tmp / "runs_on_another_machine" / "loopctr_L0").exists()
+    other = fresh[:-1] + ["data.options.n_rows=2100"]
+    with pytest.raises(ConfigError, match="seed7.json was started with other settings"):
+        _run(other + ["--report-only"])
+
+
 def test_unfinished_cell_resumes_from_its_checkpoint(finished) -> None:
     tmp, _ = finished
     folder = tmp / "runs" / "loopctr_L2" / "seed7"
     old = json.loads((folder / RESULT_FILE).read_text())
     (folder / RESULT_FILE).unlink()  # as if killed after training, before the evaluation was written
+    (tmp / "results" / "reproduce_synthetic_cells" / "loopctr_L2" / "seed7.json").unlink()
     _run(_args(tmp))
     new = json.loads((folder / RESULT_FILE).read_text())
     assert new["epochs_run"] == old["epochs_run"] == 1  # resumed from last.pt: no epoch trained twice
@@ -178,7 +195,7 @@ def test_shards_train_disjoint_cells_that_together_make_the_grid(tmp_path: Path,
     args[args.index("--seeds") + 1] = "2"
     trained: list[tuple[str, int]] = []
 
-    def fake_cell(variant, seed, settings, data, out_root, on_epoch=None):
+    def fake_cell(variant, seed, settings, data, out_root, on_epoch=None, archive=None):
         trained.append((variant.name, seed))
         return None, False
 

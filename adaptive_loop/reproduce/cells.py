@@ -10,6 +10,13 @@ A rerun skips finished cells and resumes unfinished ones from `checkpoints/last.
 trainer continues exactly where the last completed epoch left off). A cell started with
 other settings is refused instead of being mixed into the results.
 
+Run directories are machine-local (checkpoints are large and never committed), but a full
+grid takes days, on whichever machine is at hand. So every finished cell's `result.json` is
+also copied into an *archive* folder that is kept with the reports (by default
+`benchmarks/results/reproduce_<dataset>_cells/<variant>/seed<seed>.json`, small, committed):
+on a fresh checkout the runner reuses an archived result as a finished cell, with the same
+settings check, and trains only the cells that are in neither place.
+
 Evaluation uses the best checkpoint (highest validation AUC at the trained depth), for every
 depth; the oracle headroom is computed on the test trace over depths 0..K ("all evaluated
 depths") and 0..L ("trained depths").
@@ -100,12 +107,39 @@ def cell_dir(out_root: Path, variant: Variant, seed: int) -> Path:
     return Path(out_root) / variant.name / f"seed{seed}"
 
 
-def load_finished(out_root: Path, variant: Variant, seed: int) -> CellResult | None:
-    """The cell's result if it finished, else None."""
-    path = cell_dir(out_root, variant, seed) / RESULT_FILE
-    if not path.is_file():
-        return None
-    return CellResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
+def archived_path(archive: Path, variant: Variant, seed: int) -> Path:
+    """Where a finished cell's result is kept beside the reports: `<archive>/<variant>/seed<seed>.json`."""
+    return Path(archive) / variant.name / f"seed{seed}.json"
+
+
+def load_finished(out_root: Path, variant: Variant, seed: int, fingerprint: dict[str, Any],
+                  archive: Path | None = None) -> CellResult | None:
+    """The cell's result if it finished, else None.
+
+    Looks in the cell's run directory first, then in `archive` (results of cells finished on
+    another machine). A result obtained with settings other than `fingerprint` is refused
+    with a ConfigError that names its file.
+    """
+    candidates = [cell_dir(out_root, variant, seed) / RESULT_FILE]
+    if archive is not None:
+        candidates.append(archived_path(archive, variant, seed))
+    for path in candidates:
+        if path.is_file():
+            result = CellResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            _require_same_settings(path, saved_fingerprint(result.fingerprint), fingerprint)
+            if archive is not None:
+                archive_result(archive, variant, result)
+            return result
+    return None
+
+
+def archive_result(archive: Path, variant: Variant, result: CellResult) -> Path:
+    """Copy a finished cell's result into the archive (atomically; unchanged files are left alone)."""
+    path = archived_path(archive, variant, result.seed)
+    payload = result.to_dict()
+    if not path.is_file() or json.loads(path.read_text(encoding="utf-8")) != json.loads(json.dumps(payload)):
+        write_json(path, payload)
+    return path
 
 
 def run_cell(
@@ -115,14 +149,16 @@ def run_cell(
     data: PreparedData,
     out_root: Path,
     on_epoch: Callable[[int, Any], None] | None = None,
+    archive: Path | None = None,
 ) -> tuple[CellResult, bool]:
-    """(result, reused): the finished result if there is one, else train (or resume) and evaluate."""
+    """(result, reused): the finished result if there is one (run directory or `archive`), else
+    train (or resume) and evaluate, and archive the result."""
     from adaptive_loop.training import train
 
     folder = cell_dir(out_root, variant, seed)
     fingerprint = settings.fingerprint(variant, seed)
     _check_fingerprint(folder, fingerprint)
-    finished = load_finished(out_root, variant, seed)
+    finished = load_finished(out_root, variant, seed, fingerprint, archive)
     if finished is not None:
         return finished, True
     folder.mkdir(parents=True, exist_ok=True)
@@ -134,6 +170,8 @@ def run_cell(
     result = evaluate_cell(variant, seed, folder, data, settings.grid_depth, outcome)
     result.fingerprint = fingerprint
     write_json(folder / RESULT_FILE, result.to_dict())
+    if archive is not None:
+        archive_result(archive, variant, result)
     return result, False
 
 
@@ -207,15 +245,18 @@ def _headroom(trace: DepthTrace, train_loops: int) -> dict[str, HeadroomSummary]
 def _check_fingerprint(folder: Path, fingerprint: dict[str, Any]) -> None:
     """Refuse to reuse a cell that was started with other settings."""
     path = folder / FINGERPRINT_FILE
-    if not path.is_file():
-        return
-    saved = saved_fingerprint(json.loads(path.read_text(encoding="utf-8")))
+    if path.is_file():
+        _require_same_settings(folder, saved_fingerprint(json.loads(path.read_text(encoding="utf-8"))), fingerprint)
+
+
+def _require_same_settings(where: Path, saved: dict[str, Any], fingerprint: dict[str, Any]) -> None:
+    """ConfigError naming `where` (a cell folder or result file) when its settings differ from `fingerprint`."""
     if saved == fingerprint:
         return
     differences = _differences(saved, fingerprint)
     raise ConfigError(
-        f"{folder} was started with other settings ({'; '.join(differences[:3])}{'; ...' if len(differences) > 3 else ''}); "
-        f"use another --out-root for these settings, or delete {folder} to retrain it"
+        f"{where} was started with other settings ({'; '.join(differences[:3])}{'; ...' if len(differences) > 3 else ''}); "
+        f"use another --out-root (or --tag) for these settings, or delete {where} to retrain the cell"
     )
 
 

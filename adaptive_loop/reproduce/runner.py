@@ -35,7 +35,7 @@ from adaptive_loop.reproduce.report import (
     plot_headroom,
     plot_loop_scaling,
 )
-from adaptive_loop.reproduce.settings import BenchmarkSettings, base_config_path, saved_fingerprint
+from adaptive_loop.reproduce.settings import BenchmarkSettings, base_config_path
 from adaptive_loop.reproduce.throughput import ThroughputResult, measure_throughput, profile_training
 from adaptive_loop.reproduce.variants import MAIN_VARIANT, VARIANTS, Variant, resolve_variants
 
@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS,
                         help="where the JSON, markdown, figures and profile go (default benchmarks/results)")
     parser.add_argument("--tag", help="suffix of the result files: reproduce_<dataset>_<tag>.*")
+    parser.add_argument("--archive", type=Path,
+                        help="folder keeping every finished cell's result.json, so that a fresh checkout resumes the "
+                             "grid (default <results-dir>/reproduce_<dataset>[_<tag>]_cells)")
     parser.add_argument("--skip-throughput", action="store_true", help="do not measure training throughput")
     parser.add_argument("--throughput-steps", type=int, default=30, help="timed training steps (default 30, after 5 warm-up)")
     parser.add_argument("--report-only", action="store_true", help="only rebuild the reports from finished cells")
@@ -113,11 +116,13 @@ def prepare_benchmark_data(settings: BenchmarkSettings, progress: bool = True) -
 
 
 def run_cells(settings: BenchmarkSettings, variants: list[Variant], data: PreparedData, out_root: Path,
-              progress: bool = True, shard: tuple[int, int] = (1, 1)) -> dict[str, list[CellResult]]:
+              progress: bool = True, shard: tuple[int, int] = (1, 1),
+              archive: Path | None = None) -> dict[str, list[CellResult]]:
     """Train / resume / reuse every (variant, seed) cell, seed-major; returns results by variant.
 
     `shard` (K, N) keeps the K-th of every N cells of that order: N processes with shards
-    1/N .. N/N train disjoint cells of the same grid.
+    1/N .. N/N train disjoint cells of the same grid. Finished results are kept in `archive`
+    too, and reused from there on a machine that never ran the cell.
     """
     k, n = shard
     cells = [(seed, v) for seed in settings.seeds for v in variants][k - 1 :: n]
@@ -129,23 +134,21 @@ def run_cells(settings: BenchmarkSettings, variants: list[Variant], data: Prepar
         def on_epoch(epoch: int, record: Any, _bar: Any = bar) -> None:
             _bar.set_postfix(epoch=epoch + 1, valid_auc=f"{record.monitor:.4f}", s=f"{record.seconds:.0f}")
 
-        result, reused = run_cell(variant, seed, settings, data, out_root, on_epoch=on_epoch)
+        result, reused = run_cell(variant, seed, settings, data, out_root, on_epoch=on_epoch, archive=archive)
         if reused:
             bar.set_postfix(status="done earlier")
         results[variant.name].append(result)
     return results
 
 
-def finished_cells(settings: BenchmarkSettings, variants: list[Variant], out_root: Path) -> dict[str, list[CellResult]]:
-    """Results of the cells that finished (for --report-only)."""
+def finished_cells(settings: BenchmarkSettings, variants: list[Variant], out_root: Path,
+                   archive: Path | None = None) -> dict[str, list[CellResult]]:
+    """Results of the cells that finished, here or in `archive` (for --report-only); archives the new ones."""
     out: dict[str, list[CellResult]] = {v.name: [] for v in variants}
     for seed in settings.seeds:
         for v in variants:
-            result = load_finished(out_root, v, seed)
+            result = load_finished(out_root, v, seed, settings.fingerprint(v, seed), archive)
             if result is not None:
-                if saved_fingerprint(result.fingerprint) != settings.fingerprint(v, seed):
-                    raise ConfigError(f"{out_root}/{v.name}/seed{seed} was run with other settings; use its own options "
-                                      "or another --out-root")
                 out[v.name].append(result)
     return out
 
@@ -229,22 +232,25 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkOut
     variants = resolve_variants(args.variants)
     out_root = args.out_root or Path("runs") / "reproduce" / args.dataset
     stem = f"reproduce_{args.dataset}" + (f"_{args.tag}" if args.tag else "")
+    archive = args.archive or args.results_dir / f"{stem}_cells"
     profile_path = args.results_dir / PROFILE_FILE.format(dataset=args.dataset)
     progress = not args.no_progress
     # the command that reproduces the numbers (a rerun of it skips finished cells, so --report-only is left out)
     command = "python benchmarks/reproduce.py " + shlex.join([a for a in argv if a != "--report-only"])
     if args.report_only:
-        results = finished_cells(settings, variants, out_root)
+        results = finished_cells(settings, variants, out_root, archive)
         tput = throughput(settings, None, out_root, profile_path, args.throughput_steps, measure=False)
     else:
         data = prepare_benchmark_data(settings, progress=progress)
-        results = run_cells(settings, variants, data, out_root, progress=progress, shard=args.shard or (1, 1))
+        results = run_cells(settings, variants, data, out_root, progress=progress, shard=args.shard or (1, 1),
+                            archive=archive)
         if args.shard is not None:
             return None
         tput = None if args.skip_throughput else throughput(settings, data, out_root, profile_path,
                                                             args.throughput_steps, measure=True)
     if not any(results.values()):
-        raise ConfigError(f"no finished cell under {out_root}: nothing to report (run without --report-only first)")
+        raise ConfigError(f"no finished cell under {out_root} or {archive}: nothing to report "
+                          "(run without --report-only first)")
     return build_reports(settings, variants, results, tput, args.results_dir, stem, command, out_root, profile_path)
 
 
