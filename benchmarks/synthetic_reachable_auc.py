@@ -1,62 +1,89 @@
 """The AUC a model could reach on each needed-depth regime of the synthetic data at each inference depth.
 
-At inference depth i, LoopCTR's start event can have read every event within i + 1 referral
-links of it along its chain (parents and children: the Entry hop plus one hop per loop). This
-script computes, by Monte Carlo on the generator's own model of a chain (origin exact, relays
-flipped i.i.d. with probability q, label logit = strength * (+-1) + first_order * N(0, 1)), the
-AUC of the Bayes posterior given exactly that information. It shows how much the noisy relays
-already give at depth 0 and what each extra loop is worth, for several relay noises.
+After i loop steps the start event of a row can have summed the first i + 1 endorsements of
+its referral path (its own and those of its i nearest referrers; one more with the Entry hop,
+`entry_hop: true`). This script generates rows with the embedded generator and computes, per
+needed-depth regime, the AUC of the Bayes posterior given exactly that much of the path and
+the first-order effects: P(click) = E_R[sigmoid(strength * (S + R) / sqrt(m) + first_order * fo)],
+with S the sum read so far, R the sum of the m - (i + 1) endorsements not read yet (fair coins)
+and m the path length: what each (regime, depth) cell of the demo's `regime_auc` table can
+reach by following links. A model also reads the history's average endorsement, which holds a
+little more at depths short of the needed one (the path is a few of the history's events) and
+is left out here; at and beyond the needed depth the figure is the regime's Bayes AUC.
 
-    python benchmarks/synthetic_reachable_auc.py --noise 0.25 0.3 0.4 0.5
+    python benchmarks/synthetic_reachable_auc.py                 # the demo's data options
+    python benchmarks/synthetic_reachable_auc.py --strength 2.5 --entry-hop
 """
 
 from __future__ import annotations
 
 import argparse
+from math import comb
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-CHAIN_LEVELS = 5  # origin (level 0) and relays at levels 1..4, as in the generator
+from adaptive_loop.data.datasets.synthetic import generate_synthetic
 
 
-def reachable_auc(noise: float, strength: float = 4.0, first_order: float = 0.5, max_depth: int = 4,
-                  n: int = 200_000, seed: int = 0) -> dict[int, list[float]]:
-    """{needed depth d: [AUC at inference depth 0..max_depth]} for relay flip probability `noise`."""
-    rng = np.random.default_rng(seed)
-    weight = np.log((1 - noise) / noise) if 0 < noise < 0.5 else (50.0 if noise == 0 else 0.0)
+def path_endorsements(frame) -> list[np.ndarray]:
+    """Per row, the +1 / -1 endorsements from the latest event up its referral chain to the origin."""
+    nxt, fb = (np.stack(frame[c].to_numpy()) for c in ("hist_next", "hist_fb"))
+    rows = np.arange(len(frame))
+    current = np.full(len(frame), nxt.shape[1] - 1)
+    terms = [np.where(fb[rows, current] == 2, 1.0, -1.0)]
+    done = nxt[rows, current] == current
+    while not done.all():
+        current = np.where(done, current, nxt[rows, current])
+        terms.append(np.where(done, np.nan, np.where(fb[rows, current] == 2, 1.0, -1.0)))
+        done = done | (nxt[rows, current] == current)
+    return [t[~np.isnan(t)] for t in np.stack(terms, axis=1)]
+
+
+def posterior(read: np.ndarray, unread: int, length: int, first_order: np.ndarray, strength: float) -> np.ndarray:
+    """P(click) given the sum `read` of the endorsements read so far and `unread` fair coins still hidden."""
+    out = np.zeros_like(first_order)
+    for heads in range(unread + 1):
+        rest = 2 * heads - unread
+        out += comb(unread, heads) / 2**unread / (1 + np.exp(-(strength * (read + rest) / np.sqrt(length) + first_order)))
+    return out
+
+
+def reachable_auc(n_rows: int = 100_000, seed: int = 0, strength: float = 4.0, entry_hop: bool = False,
+                  max_depth: int = 4) -> dict[int, list[float]]:
+    """{needed depth d: [reachable AUC at inference depth 0..max_depth]} on `n_rows` generated rows."""
+    frame = generate_synthetic(n_rows=n_rows, seed=seed, strength=strength, entry_hop=entry_hop)
+    logit = np.log(frame["true_prob"] / (1 - frame["true_prob"])).to_numpy()
+    terms = path_endorsements(frame)
+    lengths = np.array([len(t) for t in terms])
+    sums = np.array([t.sum() for t in terms])
+    first_order = logit - strength * sums / np.sqrt(lengths)
+    label, needed = frame["label"].to_numpy(), frame["needed_depth"].to_numpy()
     out = {}
     for d in range(4):
-        start = d + 1
-        target = rng.random(n) < 0.5
-        fo = first_order * rng.standard_normal(n)
-        fb = np.repeat(target[:, None], CHAIN_LEVELS, 1) ^ (rng.random((n, CHAIN_LEVELS)) < noise)
-        fb[:, 0] = target
-        label = rng.random(n) < 1 / (1 + np.exp(-(strength * (2 * target - 1) + fo)))
+        rows = np.flatnonzero(needed == d)
+        length = int(lengths[rows[0]])
         row = []
         for depth in range(max_depth + 1):
-            levels = range(max(0, start - 1 - depth), min(CHAIN_LEVELS - 1, start + 1 + depth) + 1)
-            if 0 in levels:
-                posterior = target.astype(np.float64)
-            else:
-                votes = sum(np.where(fb[:, lvl], 1.0, -1.0) for lvl in levels)
-                posterior = 1 / (1 + np.exp(-weight * votes))
-            prob = posterior / (1 + np.exp(-(strength + fo))) + (1 - posterior) / (1 + np.exp(-(-strength + fo)))
-            row.append(float(roc_auc_score(label, prob)))
+            seen = min(depth + 1 + int(entry_hop), length)
+            read = np.array([terms[r][:seen].sum() for r in rows])
+            row.append(float(roc_auc_score(label[rows], posterior(read, length - seen, length, first_order[rows], strength))))
         out[d] = row
     return out
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--noise", type=float, nargs="+", default=[0.25, 0.3, 0.4, 0.5])
-    parser.add_argument("--strength", type=float, default=4.0)
+    parser.add_argument("--strength", type=float, default=4.0, help="generator strength (default 4.0, the demo's)")
+    parser.add_argument("--entry-hop", action="store_true", help="the Entry takes the first link (entry_hop: true)")
+    parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args(argv)
-    for q in args.noise:
-        print(f"relay_noise {q}")
-        print(f"{'needed':>8} " + " ".join(f"{'d' + str(i):>6}" for i in range(5)))
-        for d, row in reachable_auc(q, args.strength).items():
-            print(f"{d:>8} " + " ".join(f"{a:6.3f}" for a in row))
+    table = reachable_auc(args.rows, strength=args.strength, entry_hop=args.entry_hop)
+    print(f"reachable AUC per needed depth at inference depths 0..4 (strength {args.strength}, "
+          f"entry_hop {args.entry_hop}, {args.rows:,} rows)")
+    print(f"{'needed':>8} " + " ".join(f"{'d' + str(i):>6}" for i in range(5)))
+    for d, row in table.items():
+        print(f"{d:>8} " + " ".join(f"{a:6.3f}" for a in row))
 
 
 if __name__ == "__main__":

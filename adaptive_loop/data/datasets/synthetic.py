@@ -2,49 +2,44 @@
 
 Real CTR data does not tell us which samples are hard, so adaptive-depth controllers cannot be
 checked against a ground truth there. Here every sample has a needed depth `d` in 0..3 (kept
-per row in the extra column `needed_depth`) and the label depends on information that is
-`d + 1` referral links away from the candidate in the user's history.
+per row in the extra column `needed_depth`): its label depends on the endorsements of the
+events on its referral path, which a looped attention model sums one link per loop step.
 
 History (the sequence tokens, `seq_len` events, default 10): the events form referral chains
 of 5 events each (an origin and events 1..4 referrals away from it). Every event carries
 `hist_node` (its id), `hist_next` (the id of the event it was referred from; an origin refers
-to itself), `hist_fb` (1 no click, 2 click) and `hist_items` (an item id, noise). Node ids are
-the events' history positions and chains are laid out in random order, so following a link is
-an attention lookup (the event whose `hist_node` equals my `hist_next`), never a fixed offset.
-Origins carry the true feedback, balanced within a history (half click, half no click, so it
-says nothing on its own); every other event relays its origin's feedback flipped with
-probability `relay_noise` (one value, or four graded by the relay's distance from its origin:
-with rising noise every link followed towards the origin is worth something, so learning to
-follow the chain pays step by step), or, with `relay_feedback=False`, logs none (`hist_fb` 3, "not
-logged": only origins carry feedback). Noisy relays are what lets training get started: with
-relays hidden (or at `relay_noise` 0.5) LoopCTR learnt no lookup at all within thousands of
-steps (`benchmarks/results/synthetic_diagnosis.md`). With `mark_origins=True` an origin logs
-its feedback with its own codes (`hist_fb` 4 no click, 5 click), so an event can tell an exact
-answer from a relay without comparing `hist_node` and `hist_next`. With
-`chains_end_at_start=True`, in every chain the events deeper than the start event log no
-feedback: nothing can then be read down the start event's chain (a fixed query finds the
-start event's children without any lookup, since their `hist_next` is always the latest
-event's id, and their relays are noisy copies of the answer), and because every chain is cut
-at the same level the history as a whole still says nothing (cutting only the start event's
-chain would let the other chain's majority, which relays the opposite origin, answer).
+to itself), `hist_fb` (its endorsement: 1 negative, 2 positive, a fair coin per event) and
+`hist_items` (an item id, noise). Node ids are the events' history positions and chains are
+laid out in random order, so following a link is an attention lookup (the event whose
+`hist_node` equals my `hist_next`), never a fixed offset.
 
-The candidate comes from the latest history event, which sits `d + 1` referrals from its
-origin. With `fo = (item_bias + user_bias) / sqrt 2` (first-order effects, N(0, 1)),
+The candidate comes from the latest history event, the *start event*. Its referral path runs
+from the start event up to its chain's origin: `d + 1` events (`d + 2` with `entry_hop`). With
+s_e = +1 / -1 the endorsements on the path P and `fo = (item_bias + user_bias) / sqrt 2` the
+first-order effects (N(0, 1)),
 
-    logit = strength * (+1 if the origin's feedback is a click else -1) + first_order * fo,
+    logit = strength * sum_{e in P} s_e / sqrt(|P|) + first_order * fo,
 
 label ~ Bernoulli(sigmoid(logit)); `true_prob` (an extra column, not a feature) keeps the
-probability, so the Bayes AUC is known (about 0.93 with the defaults).
+probability, so the Bayes AUC is known (about 0.92 with the defaults, 0.96 at the demo's
+strength 4).
 
-Why depth `d` is needed: LoopCTR's Entry layer lets each history event read one other event
-and its Exit lets the candidate read the history once, so at depth 0 the candidate can
-reach the latest event and what that event read: information 1 link away. Each Loop step
-lets every event read one more event, so following the referrals to an origin `d + 1` links
-away takes `d` loop steps (each event repeatedly taking over what its referrer knows, which
-an origin, referring to itself, keeps). At depth 0 a `d >= 1` sample only sees noisy relays.
-With `entry_hop=False` the candidate's event sits `d` links from its origin instead, for a
-model whose Entry does not look events up (LoopCTR with `model.entry_groups: seq_self`, as the
-demo runs it): every link is then one loop step, and at depth 0 a row sees its own relay only.
+Why depth `d` is needed: an event reads another through attention, one link per layer. With
+`entry_hop=False` (the demo, with an Entry whose sequence tokens attend only themselves,
+`model.entry_groups: seq_self`) a row reads at depth 0 the start event's own endorsement only;
+each Loop step lets every event add what its referrer has summed so far, so after `i` steps
+the start event holds the first `i + 1` terms of its path and a needed-depth-`d` row is
+complete after `d` steps. With `entry_hop=True` the Entry can take the first link, and the
+path is one event longer. Every term is an independent coin, so each link followed pays on
+its own (a partial sum already ranks rows better). The average endorsement of the whole
+history holds some of the signal too (the path is 2-5 of its 10 events), which a global token
+reads at depth 0 without any lookup: on needed-depth-3 rows without the Entry hop it ranks
+about as well as the path's first two terms, against the whole path's far better ranking
+(tests/test_data_synthetic.py). That weak signal may also be what lets training start
+(attention that is still uniform already pays; not tested separately). An earlier design, in which the label
+was the origin's click relayed with noise down the chain and the history as a whole said
+nothing, was learnt one link deep and never two (`benchmarks/results/synthetic_diagnosis.md`).
+
 The regime is visible but must be learnt (`slot` takes 8 values, `slot // 2 == d`); `hour`
 and `device` are noise. Everything is vectorised numpy: 1M rows take seconds. Split: random
 80/10/10, seeded.
@@ -66,8 +61,6 @@ from adaptive_loop.errors import ConfigError
 N_DEPTHS = 4  # needed depths 0..3
 CHAIN = N_DEPTHS + 1  # events per referral chain: its origin and events 1..4 referrals away from it
 MIN_SEQ_LEN = 2 * CHAIN
-NOT_LOGGED = 3  # hist_fb of an event whose feedback was not logged (relays with relay_feedback=False)
-ORIGIN_CODE_SHIFT = 3  # with mark_origins, an origin logs hist_fb 4 (no click) or 5 (click)
 
 
 def synthetic_schema(seq_len: int) -> DatasetSchema:
@@ -109,11 +102,7 @@ def generate_synthetic(
     depth_mix: Sequence[float] = (0.25, 0.25, 0.25, 0.25),
     strength: float = 2.5,
     first_order: float = 0.5,
-    relay_noise: float | Sequence[float] = 0.3,
-    relay_feedback: bool = True,
     entry_hop: bool = True,
-    mark_origins: bool = False,
-    chains_end_at_start: bool = False,
     row_seed: int | None = None,
 ) -> pd.DataFrame:
     """All rows of the synthetic dataset (unsplit), including `needed_depth` and `true_prob`.
@@ -129,7 +118,6 @@ def generate_synthetic(
         raise ConfigError(f"synthetic: need n_rows >= 1, seq_len >= {MIN_SEQ_LEN}, n_users >= 1, n_categories >= 2")
     if n_items < n_categories:
         raise ConfigError(f"synthetic: n_items ({n_items}) must be >= n_categories ({n_categories})")
-    level_noise = relay_noise_by_level(relay_noise)
     world_rng, row_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     if row_seed is not None:
         row_rng = np.random.default_rng([seed, row_seed])
@@ -158,27 +146,19 @@ def generate_synthetic(
     place = np.argsort(order, axis=1)  # place[:, m] = history position of node m
     hist_next = np.empty((n, n_events), dtype=np.int64)
     np.put_along_axis(hist_next, place, place[:, parent], axis=1)
-    # half of the origins clicked, so the history as a whole says nothing (with independent
-    # origins, "most origins clicked" would answer many rows at depth 0)
-    root_fb = np.argsort(row_rng.random((n, n_chains)), axis=1) < n_chains // 2
-    flip_probability = np.concatenate([[0.0], level_noise])[level]  # an origin's own feedback is exact
-    relayed = np.repeat(root_fb, CHAIN, axis=1) ^ (row_rng.random((n, n_events)) < flip_probability)
-    fb = 1 + relayed.astype(np.int64)  # 1 no click, 2 click
-    if not relay_feedback:
-        fb[:, level != 0] = NOT_LOGGED
-    if mark_origins:
-        fb[:, level == 0] += ORIGIN_CODE_SHIFT
-    if chains_end_at_start:  # in every chain, events deeper than the start event log no feedback
-        fb[level[None, :] > (start % CHAIN)[:, None]] = NOT_LOGGED
+    # every event's endorsement is a fair coin: the history as a whole says nothing
+    endorsement = row_rng.random((n, n_events)) < 0.5
+    fb = 1 + endorsement.astype(np.int64)  # 1 negative, 2 positive
     hist_fb = np.empty_like(fb)
     np.put_along_axis(hist_fb, place, fb, axis=1)
-
-    target = root_fb[rows, chain].astype(np.float64)
+    # the start event's referral path: levels 0 .. its own level of its chain
+    on_path = (np.arange(n_events) // CHAIN == chain[:, None]) & (level <= (start % CHAIN)[:, None])
+    path_sum = np.where(on_path, 2.0 * endorsement - 1.0, 0.0).sum(axis=1) / np.sqrt(on_path.sum(axis=1))
 
     user = row_rng.integers(0, n_users, n)
     item = row_rng.integers(0, n_items, n)
     fo = (item_bias[item] + user_bias[user]) / np.sqrt(2.0)
-    logit = strength * (2.0 * target - 1.0) + first_order * fo
+    logit = strength * path_sum + first_order * fo
     prob = 1.0 / (1.0 + np.exp(-logit))
     label = (row_rng.random(n) < prob).astype(np.int64)
 
@@ -203,25 +183,6 @@ def generate_synthetic(
             "true_prob": prob,
         }
     )
-
-
-def relay_noise_by_level(relay_noise: float | Sequence[float]) -> np.ndarray:
-    """The flip probability of a relay 1, 2, 3 and 4 referrals from its origin.
-
-    One number applies to every relay; a list of four grades them, so that each link nearer
-    the origin is worth more (graded relays reward following the chain over averaging relays).
-    """
-    message = (f"synthetic: relay_noise must be one flip probability in [0, 0.5] or {CHAIN - 1} of them "
-               f"(relays 1..{CHAIN - 1} links from their origin), got {relay_noise!r}")
-    try:
-        values = np.atleast_1d(np.asarray(relay_noise, dtype=np.float64))
-    except (TypeError, ValueError):
-        raise ConfigError(message) from None
-    if values.size == 1:
-        values = np.repeat(values, CHAIN - 1)
-    if values.shape != (CHAIN - 1,) or not ((values >= 0.0) & (values <= 0.5)).all():
-        raise ConfigError(message)
-    return values
 
 
 def load_synthetic(
