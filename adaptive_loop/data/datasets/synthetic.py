@@ -26,19 +26,20 @@ strength 4).
 
 Why depth `d` is needed: an event reads another through attention, one link per layer. With
 `entry_hop=False` (the demo, with an Entry whose sequence tokens attend only themselves,
-`model.entry_groups: seq_self`) a row reads at depth 0 the start event's own endorsement only;
-each Loop step lets every event add what its referrer has summed so far, so after `i` steps
-the start event holds the first `i + 1` terms of its path and a needed-depth-`d` row is
-complete after `d` steps. With `entry_hop=True` the Entry can take the first link, and the
-path is one event longer. Every term is an independent coin, so each link followed pays on
-its own (a partial sum already ranks rows better). The average endorsement of the whole
-history holds some of the signal too (the path is 2-5 of its 10 events), which a global token
+`model.entry_groups: seq_self`) a row reads at depth 0 the start event's own endorsement, the
+first term of its path; each Loop step lets every event add what its referrer has summed so
+far, so after `i` steps the start event holds the first `i + 1` terms and a needed-depth-`d`
+row is complete after `d` steps. With `entry_hop=True` the Entry can take the first link, and
+the path is one event longer. Every term is an independent coin, so each link followed pays
+on its own (a partial sum already ranks rows better). The average endorsement of the whole
+history holds some of the signal too (the path is 1-5 of its 10 events), which a global token
 reads at depth 0 without any lookup: on needed-depth-3 rows without the Entry hop it ranks
 about as well as the path's first two terms, against the whole path's far better ranking
 (tests/test_data_synthetic.py). That weak signal may also be what lets training start
-(attention that is still uniform already pays; not tested separately). An earlier design, in which the label
-was the origin's click relayed with noise down the chain and the history as a whole said
-nothing, was learnt one link deep and never two (`benchmarks/results/synthetic_diagnosis.md`).
+(attention that is still uniform already pays; not tested separately). An earlier design, in
+which the label was the origin's click relayed with noise down the chain and the history as a
+whole said nothing, was learnt one link deep and never two
+(`benchmarks/results/synthetic_diagnosis.md`).
 
 The regime is visible but must be learnt (`slot` takes 8 values, `slot // 2 == d`); `hour`
 and `device` are noise. Everything is vectorised numpy: 1M rows take seconds. Split: random
@@ -146,7 +147,7 @@ def generate_synthetic(
     place = np.argsort(order, axis=1)  # place[:, m] = history position of node m
     hist_next = np.empty((n, n_events), dtype=np.int64)
     np.put_along_axis(hist_next, place, place[:, parent], axis=1)
-    # every event's endorsement is a fair coin: the history as a whole says nothing
+    # every event's endorsement is a fair coin, independent of every other
     endorsement = row_rng.random((n, n_events)) < 0.5
     fb = 1 + endorsement.astype(np.int64)  # 1 negative, 2 positive
     hist_fb = np.empty_like(fb)
