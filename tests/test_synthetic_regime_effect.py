@@ -1,6 +1,6 @@
 """The demo's promise at small scale: LoopCTR trained on the synthetic data uses its loops on the rows that need them.
 
-One short training of the `demo` config (fixed seeds, fewer rows and epochs than the demo)
+One short training of the `demo` config (its fixed seed, half the demo's rows, about a minute)
 must already show the regime effect the demo is built on: on needed-depth-3 rows deeper
 inference ranks better, on needed-depth-0 rows depth 0 is as good as any depth.
 """
