@@ -75,7 +75,10 @@ def test_micro_batches_give_the_whole_batch_step(tiny, tiny_config_path, tmp_pat
     split.fit()
     assert split.micro_rows is not None and config.train.batch_size / 4 < split.micro_rows < config.train.batch_size / 2
     for (name, a), (_, b) in zip(whole.model.state_dict().items(), split.model.state_dict().items()):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+        # summation order differs between the two, and Adam's step on a near-zero gradient can magnify
+        # that rounding for a parameter near zero (seen: 7e-6 on a value of 7e-4); a wrong loss weight per
+        # micro-batch would move parameters by orders of magnitude more
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=2e-5, err_msg=name)
     assert split.history[0].train_bce == pytest.approx(whole.history[0].train_bce, rel=1e-5)
     assert whole.micro_rows is None
 
