@@ -26,18 +26,19 @@ from sklearn.metrics import roc_auc_score
 from adaptive_loop.data.datasets.synthetic import generate_synthetic
 
 
-def path_endorsements(frame) -> list[np.ndarray]:
-    """Per row, the +1 / -1 endorsements from the latest event up its referral chain to the origin."""
+def path_endorsements(frame) -> tuple[np.ndarray, np.ndarray]:
+    """([n, seq_len] the +1 / -1 endorsements from the latest event up its referral chain, 0 after
+    the origin; [n] path lengths)."""
     nxt, fb = (np.stack(frame[c].to_numpy()) for c in ("hist_next", "hist_fb"))
     rows = np.arange(len(frame))
     current = np.full(len(frame), nxt.shape[1] - 1)
-    terms = [np.where(fb[rows, current] == 2, 1.0, -1.0)]
-    done = nxt[rows, current] == current
-    while not done.all():
-        current = np.where(done, current, nxt[rows, current])
-        terms.append(np.where(done, np.nan, np.where(fb[rows, current] == 2, 1.0, -1.0)))
-        done = done | (nxt[rows, current] == current)
-    return [t[~np.isnan(t)] for t in np.stack(terms, axis=1)]
+    on_path = np.ones(len(frame), dtype=bool)
+    terms = np.zeros(nxt.shape)
+    for step in range(nxt.shape[1]):
+        terms[:, step] = np.where(on_path, np.where(fb[rows, current] == 2, 1.0, -1.0), 0.0)
+        on_path &= nxt[rows, current] != current  # an origin refers to itself: the path ends there
+        current = nxt[rows, current]
+    return terms, (terms != 0).sum(axis=1)
 
 
 def posterior(read: np.ndarray, unread: int, length: int, first_order: np.ndarray, strength: float) -> np.ndarray:
@@ -54,10 +55,8 @@ def reachable_auc(n_rows: int = 100_000, seed: int = 0, strength: float = 4.0, e
     """{needed depth d: [reachable AUC at inference depth 0..max_depth]} on `n_rows` generated rows."""
     frame = generate_synthetic(n_rows=n_rows, seed=seed, strength=strength, entry_hop=entry_hop)
     logit = np.log(frame["true_prob"] / (1 - frame["true_prob"])).to_numpy()
-    terms = path_endorsements(frame)
-    lengths = np.array([len(t) for t in terms])
-    sums = np.array([t.sum() for t in terms])
-    first_order = logit - strength * sums / np.sqrt(lengths)
+    terms, lengths = path_endorsements(frame)
+    first_order = logit - strength * terms.sum(axis=1) / np.sqrt(lengths)
     label, needed = frame["label"].to_numpy(), frame["needed_depth"].to_numpy()
     out = {}
     for d in range(4):
@@ -66,7 +65,7 @@ def reachable_auc(n_rows: int = 100_000, seed: int = 0, strength: float = 4.0, e
         row = []
         for depth in range(max_depth + 1):
             seen = min(depth + 1 + int(entry_hop), length)
-            read = np.array([terms[r][:seen].sum() for r in rows])
+            read = terms[rows, :seen].sum(axis=1)
             row.append(float(roc_auc_score(label[rows], posterior(read, length - seen, length, first_order[rows], strength))))
         out[d] = row
     return out

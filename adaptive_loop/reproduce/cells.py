@@ -116,21 +116,27 @@ def load_finished(out_root: Path, variant: Variant, seed: int, fingerprint: dict
                   archive: Path | None = None) -> CellResult | None:
     """The cell's result if it finished, else None.
 
-    Looks in the cell's run directory first, then in `archive` (results of cells finished on
+    Looks in the cell's run directory first (and archives what it finds there, for cells that
+    finished before the archive existed), then in `archive` (results of cells finished on
     another machine). A result obtained with settings other than `fingerprint` is refused
     with a ConfigError that names its file.
     """
-    candidates = [cell_dir(out_root, variant, seed) / RESULT_FILE]
-    if archive is not None:
-        candidates.append(archived_path(archive, variant, seed))
-    for path in candidates:
-        if path.is_file():
-            result = CellResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
-            _require_same_settings(path, saved_fingerprint(result.fingerprint), fingerprint)
-            if archive is not None:
-                archive_result(archive, variant, result)
-            return result
+    local = cell_dir(out_root, variant, seed) / RESULT_FILE
+    if local.is_file():
+        result = _read_result(local, fingerprint)
+        if archive is not None:
+            archive_result(archive, variant, result)
+        return result
+    if archive is not None and archived_path(archive, variant, seed).is_file():
+        return _read_result(archived_path(archive, variant, seed), fingerprint)
     return None
+
+
+def _read_result(path: Path, fingerprint: dict[str, Any]) -> CellResult:
+    """The result in `path`, refused (ConfigError naming the file) if obtained with other settings."""
+    result = CellResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    _require_same_settings(path, saved_fingerprint(result.fingerprint), fingerprint)
+    return result
 
 
 def archive_result(archive: Path, variant: Variant, result: CellResult) -> Path:
