@@ -10,6 +10,11 @@ u_hat = u + err. The depth columns are then built so that the answer is known:
   depths correct part of the model error (they move towards u), for the other half the
   shallower ones do. Some depths are genuinely better for identifiable samples; "seeds"
   differ only by a small noise around one depth.
+- `information_monotone`: the true logit is a sum of independent terms and depth d reads the
+  first d + 1 of them (the synthetic generator's referral path): every extra depth only adds
+  information, no sample is better off shallower, and the shallower depths' deviations point
+  away from the label (they are shrunk towards the prior), so the oracle gains less among them
+  than among noise of the same size: the excess is below zero.
 - `hidden_block`: one block of depths is u_hat and the other is u_hat plus large noise,
   which block is which is random per sample and visible in no input: headroom the label
   finds and no controller can predict.
@@ -66,6 +71,17 @@ def planted(n: int = 4000, n_depths: int = 6, effect: float = 0.6, seed: int = 0
     trace = _trace(z, labels, {"group": group.astype(np.int64)})
     seeds = [_trace(z + rng.normal(0.0, seed_noise, z.shape), labels) for _ in range(n_seeds or n_depths)]
     return trace, seeds
+
+
+def information_monotone(n: int = 3000, n_depths: int = 6, n_terms: int = 4, strength: float = 1.2,
+                         seed: int = 0) -> DepthTrace:
+    """Trace whose depth d predicts with the first d + 1 of `n_terms` independent terms of the true logit."""
+    rng = np.random.default_rng(seed)
+    terms = rng.normal(0.0, strength, (n, n_terms))
+    labels = (rng.random(n) < sigmoid(terms.sum(axis=1))).astype(np.float32)
+    read = np.minimum(np.arange(n_depths), n_terms - 1) + 1
+    z = np.stack([terms[:, :k].sum(axis=1) for k in read], axis=1) + rng.normal(0.0, 0.05, (n, n_depths))
+    return _trace(z, labels)
 
 
 def hidden_block(n: int = 3000, n_depths: int = 4, noise: float = 1.5, seed: int = 0,

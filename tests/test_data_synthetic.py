@@ -117,3 +117,34 @@ def test_depth_mix_and_bad_options() -> None:
         generate_synthetic(n_rows=10, seq_len=8)
     with pytest.raises(ConfigError, match="did you mean 'n_rows'"):
         load_raw_dataset("synthetic", nrows=10)
+
+
+def test_hidden_stop_rows_count_the_start_event_only_and_look_like_their_regime() -> None:
+    frame = generate_synthetic(n_rows=20_000, seed=5, entry_hop=False, hidden_stop=0.4, strength=4.0)
+    shown = frame["slot"].to_numpy() // 2
+    stopped = shown != frame["needed_depth"].to_numpy()
+    assert (frame["needed_depth"].to_numpy()[stopped] == 0).all()
+    assert 0.35 < stopped[shown > 0].mean() < 0.45 and not stopped[shown == 0].any()
+    terms = _path_terms(frame)  # the whole visible chain, start event first
+    own = np.array([t[0] for t in terms])
+    full = np.array([sum(t) / np.sqrt(len(t)) for t in terms])
+    logit = np.log(frame["true_prob"] / (1 - frame["true_prob"])).to_numpy()
+    rest = logit - 4.0 * np.where(stopped, own, full)  # first-order effects only
+    assert abs(rest.mean()) < 0.1 and 0.4 < rest.std() < 0.6
+    # for stopped rows the deeper terms are noise: reading them ranks these rows worse
+    y = frame["label"].to_numpy()
+    deep_stopped = stopped & (shown == 3)
+    assert roc_auc_score(y[deep_stopped], own[deep_stopped]) > roc_auc_score(y[deep_stopped], full[deep_stopped]) + 0.1
+    # no feature tells the stopped rows from the others
+    for name in ("slot", "hour", "device"):
+        assert roc_auc_score(stopped[shown == 3], frame[name].to_numpy()[shown == 3]) == pytest.approx(0.5, abs=0.03)
+
+
+def test_default_rows_are_those_of_the_generator_before_hidden_stop_and_bad_shares_are_refused() -> None:
+    # fingerprint of generate_synthetic(n_rows=3_000, seed=7) taken before `hidden_stop` existed: the
+    # option draws its coins only when asked for, so the demo's data did not move
+    frame = generate_synthetic(n_rows=3_000, seed=7)
+    assert int(frame["label"].sum()) == 1492 and int(np.stack(frame["hist_fb"].to_numpy()).sum()) == 45129
+    assert float(frame["true_prob"].sum()) == pytest.approx(1516.4747627, abs=1e-6)
+    with pytest.raises(ConfigError, match="hidden_stop"):
+        generate_synthetic(n_rows=10, hidden_stop=1.5)

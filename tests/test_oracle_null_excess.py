@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _headroom_factory import exchangeable, planted
+from _headroom_factory import exchangeable, information_monotone, planted
 
 from adaptive_loop.errors import ConfigError, TraceError
 from adaptive_loop.trace import DepthTrace
@@ -125,6 +125,22 @@ def test_planted_depth_effect_gives_excess_over_measured_noise():
     assert seeds_c.spread_ratio < 0.5
     # matched to the observed spread, the parametric null reproduces nearly all of it (see its docstring)
     assert parametric_c.null_headroom.estimate > 0.9 * parametric_c.depth_headroom.estimate
+
+
+def test_depths_that_only_add_information_give_an_excess_below_zero():
+    """Depth d reads d + 1 terms of the true logit: depth matters, yet no sample is better off shallower.
+
+    The shallower depths miss terms, so they deviate from the deepest one away from the label
+    rather than at random, and the oracle gains less among them than among noise of the same
+    size. A negative excess therefore does not mean that depth does nothing: it means that the
+    best fixed depth already holds what depth adds (the synthetic demo data behave this way).
+    """
+    trace = information_monotone(seed=0)
+    analysis = compare_with_nulls(trace, [parametric_null(trace, repeats=5)], n_bootstrap=200)
+    (c,) = analysis.comparisons
+    assert reference_depth(trace) >= 3  # the best fixed depth reads every term
+    assert analysis.oracle_headroom.estimate > 0.05 and c.spread_ratio == pytest.approx(1.0, abs=0.05)
+    assert c.excess.high < 0 and c.excess.estimate < -0.2 * analysis.oracle_headroom.estimate
 
 
 def test_fewer_seeds_than_depths_compare_at_the_same_number_of_candidates():

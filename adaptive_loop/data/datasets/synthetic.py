@@ -42,7 +42,16 @@ whole said nothing, was learnt one link deep and never two
 (`benchmarks/results/synthetic_diagnosis.md`).
 
 The regime is visible but must be learnt (`slot` takes 8 values, `slot // 2 == d`); `hour`
-and `device` are noise. Everything is vectorised numpy: 1M rows take seconds. Split: random
+and `device` are noise.
+
+Rows that deeper loops hurt (`hidden_stop`, default 0): that share of the rows whose slot shows
+a regime d >= 1 counts the start event's own endorsement only (`needed_depth` 0), and nothing in
+the row says which. A model can only learn what a link is worth on average in the regime, so
+for these rows every loop step adds terms that are noise to their label: their best depth is 0
+and deeper loops cost them AUC. The default data have no such rows, so the deepest useful
+depth holds every gain and an oracle over depths finds nothing beyond it but label noise; with
+`hidden_stop > 0` a part of the oracle's headroom is depth by construction, though no
+label-free controller can find it (benchmarks/results/headroom_decomposition_synthetic_hidden_stop/). Everything is vectorised numpy: 1M rows take seconds. Split: random
 80/10/10, seeded.
 """
 
@@ -104,6 +113,7 @@ def generate_synthetic(
     strength: float = 2.5,
     first_order: float = 0.5,
     entry_hop: bool = True,
+    hidden_stop: float = 0.0,
     row_seed: int | None = None,
 ) -> pd.DataFrame:
     """All rows of the synthetic dataset (unsplit), including `needed_depth` and `true_prob`.
@@ -119,6 +129,8 @@ def generate_synthetic(
         raise ConfigError(f"synthetic: need n_rows >= 1, seq_len >= {MIN_SEQ_LEN}, n_users >= 1, n_categories >= 2")
     if n_items < n_categories:
         raise ConfigError(f"synthetic: n_items ({n_items}) must be >= n_categories ({n_categories})")
+    if not 0.0 <= hidden_stop <= 1.0:
+        raise ConfigError(f"synthetic: hidden_stop must be a share in [0, 1], got {hidden_stop}")
     world_rng, row_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     if row_seed is not None:
         row_rng = np.random.default_rng([seed, row_seed])
@@ -135,7 +147,7 @@ def generate_synthetic(
     # node m = chain * CHAIN + level (level 0 = root); its parent is m - 1, a root refers to itself
     level = np.arange(n_events) % CHAIN
     parent = np.where(level == 0, np.arange(n_events), np.arange(n_events) - 1)
-    depth = row_rng.choice(N_DEPTHS, size=n, p=mix / mix.sum())
+    depth = row_rng.choice(N_DEPTHS, size=n, p=mix / mix.sum())  # the regime the row shows (slot)
     chain = row_rng.integers(0, n_chains, n)
     # the event the candidate comes from: depth + 1 referrals from its origin (depth without an Entry hop)
     start = chain * CHAIN + depth + int(entry_hop)
@@ -152,8 +164,13 @@ def generate_synthetic(
     fb = 1 + endorsement.astype(np.int64)  # 1 negative, 2 positive
     hist_fb = np.empty_like(fb)
     np.put_along_axis(hist_fb, place, fb, axis=1)
-    # the start event's referral path: levels 0 .. its own level of its chain
-    on_path = (np.arange(n_events) // CHAIN == chain[:, None]) & (level <= (start % CHAIN)[:, None])
+    # the start event's referral path: levels 0 .. its own level of its chain; a hidden stop
+    # keeps only the start event itself (drawn only when asked for, so the default rows stay put)
+    stopped = np.zeros(n, dtype=bool)
+    if hidden_stop > 0:
+        stopped = (depth > 0) & (row_rng.random(n) < hidden_stop)
+    first_level = np.where(stopped, start % CHAIN, 0)
+    on_path = (np.arange(n_events) // CHAIN == chain[:, None]) & (level <= (start % CHAIN)[:, None]) & (level >= first_level[:, None])
     path_sum = np.where(on_path, 2.0 * endorsement - 1.0, 0.0).sum(axis=1) / np.sqrt(on_path.sum(axis=1))
 
     user = row_rng.integers(0, n_users, n)
@@ -180,7 +197,7 @@ def generate_synthetic(
             "hist_node": as_list(np.broadcast_to(np.arange(n_events), (n, n_events))),
             "hist_next": as_list(hist_next),
             "hist_fb": as_list(hist_fb),
-            "needed_depth": depth.astype(np.int64),
+            "needed_depth": np.where(stopped, 0, depth).astype(np.int64),
             "true_prob": prob,
         }
     )
