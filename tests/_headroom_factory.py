@@ -15,6 +15,10 @@ u_hat = u + err. The depth columns are then built so that the answer is known:
   information, no sample is better off shallower, and the shallower depths' deviations point
   away from the label (they are shrunk towards the prior), so the oracle gains less among them
   than among noise of the same size: the excess is below zero.
+- `hidden_stop`: the synthetic generator's `hidden_stop` rows with an ideal learner: depth i
+  predicts the logit from what i loop steps can read in the row's visible regime (least
+  squares, per regime and depth), so rows whose hidden stop makes deeper terms noise are hurt
+  by depth only as much as the weight those terms earn on the other rows of their regime.
 - `hidden_block`: one block of depths is u_hat and the other is u_hat plus large noise,
   which block is which is random per sample and visible in no input: headroom the label
   finds and no controller can predict.
@@ -82,6 +86,28 @@ def information_monotone(n: int = 3000, n_depths: int = 6, n_terms: int = 4, str
     read = np.minimum(np.arange(n_depths), n_terms - 1) + 1
     z = np.stack([terms[:, :k].sum(axis=1) for k in read], axis=1) + rng.normal(0.0, 0.05, (n, n_depths))
     return _trace(z, labels)
+
+
+def hidden_stop(share: float, n: int = 6000, strength: float = 4.0, seed: int = 0) -> tuple[DepthTrace, np.ndarray]:
+    """(trace over depths 0..5 of an ideal learner on rows with hidden stops, which rows are stopped)."""
+    rng = np.random.default_rng(seed)
+    regime = rng.integers(0, 4, n)
+    stopped = (regime > 0) & (rng.random(n) < share)
+    terms = rng.choice([-1.0, 1.0], (n, 4))
+    first_order = rng.normal(0.0, 1.0, n)
+    on_path = np.arange(4)[None, :] <= regime[:, None]
+    path = (terms * on_path).sum(axis=1) / np.sqrt(regime + 1.0)
+    logit = strength * np.where(stopped, terms[:, 0], path) + 0.5 * first_order
+    labels = (rng.random(n) < sigmoid(logit)).astype(np.float32)
+    z = np.empty((n, 6))
+    for depth in range(6):
+        for d in range(4):
+            rows = regime == d
+            seen = terms[rows, : min(depth, d) + 1]
+            x = np.column_stack([seen, first_order[rows], np.ones(rows.sum())])
+            coef, *_ = np.linalg.lstsq(x, logit[rows], rcond=None)
+            z[rows, depth] = x @ coef
+    return _trace(z + rng.normal(0.0, 0.05, z.shape), labels), stopped
 
 
 def hidden_block(n: int = 3000, n_depths: int = 4, noise: float = 1.5, seed: int = 0,

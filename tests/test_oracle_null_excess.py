@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _headroom_factory import exchangeable, information_monotone, planted
+from _headroom_factory import exchangeable, hidden_stop, information_monotone, planted
 
 from adaptive_loop.errors import ConfigError, TraceError
 from adaptive_loop.trace import DepthTrace
@@ -141,6 +141,26 @@ def test_depths_that_only_add_information_give_an_excess_below_zero():
     assert reference_depth(trace) >= 3  # the best fixed depth reads every term
     assert analysis.oracle_headroom.estimate > 0.05 and c.spread_ratio == pytest.approx(1.0, abs=0.05)
     assert c.excess.high < 0 and c.excess.estimate < -0.2 * analysis.oracle_headroom.estimate
+
+
+def test_rows_that_deeper_depths_hurt_do_not_lift_the_excess_above_zero_for_an_ideal_learner():
+    """Hidden stops: a share of a regime's rows needs depth 0 and nothing says which.
+
+    Depth hurts those rows (their AUC falls with depth) and they lift the excess, yet it stays
+    below zero: an ideal learner weighs the deeper terms by what they are worth over the whole
+    regime, so the more rows are stopped, the less depth hurts them. The synthetic data behave
+    this way (`benchmarks/results/headroom_decomposition_synthetic_hidden_stop/`).
+    """
+    excess = []
+    for share in (0.0, 0.3, 0.6):
+        trace, stopped = hidden_stop(share, seed=1)
+        if stopped.any():
+            y = trace.labels[stopped]
+            assert fast_auc(y, trace.logits[stopped, 0]) > fast_auc(y, trace.logits[stopped, 3])
+        analysis = compare_with_nulls(trace, [parametric_null(trace, repeats=5)], n_bootstrap=200)
+        excess.append(analysis.comparisons[0].excess)
+        assert excess[-1].high < 0, share
+    assert excess[0].estimate < excess[1].estimate < excess[2].estimate
 
 
 def test_fewer_seeds_than_depths_compare_at_the_same_number_of_candidates():
