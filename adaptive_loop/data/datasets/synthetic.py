@@ -48,11 +48,12 @@ Rows that deeper loops hurt (`hidden_stop`, default 0): that share of the rows w
 a regime d >= 1 counts the start event's own endorsement only (`needed_depth` 0), and nothing in
 the row says which. A model can only learn what a link is worth on average in the regime, so
 for these rows every loop step adds terms that are noise to their label: their best depth is 0
-and deeper loops cost them AUC. The default data have no such rows, so the deepest useful
-depth holds every gain and an oracle over depths finds nothing beyond it but label noise; with
-`hidden_stop > 0` a part of the oracle's headroom is depth by construction, though no
-label-free controller can find it (benchmarks/results/headroom_decomposition_synthetic_hidden_stop/). Everything is vectorised numpy: 1M rows take seconds. Split: random
-80/10/10, seeded.
+and deeper loops cost them AUC. The default data have no such rows: there the deepest useful
+depth holds every gain. What an oracle over depths finds with hidden stops, and why it is
+still less than among noisy copies, is in
+benchmarks/results/headroom_decomposition_synthetic_hidden_stop/.
+
+Everything is vectorised numpy: 1M rows take seconds. Split: random 80/10/10, seeded.
 """
 
 from __future__ import annotations
@@ -170,7 +171,8 @@ def generate_synthetic(
     if hidden_stop > 0:
         stopped = (depth > 0) & (row_rng.random(n) < hidden_stop)
     first_level = np.where(stopped, start % CHAIN, 0)
-    on_path = (np.arange(n_events) // CHAIN == chain[:, None]) & (level <= (start % CHAIN)[:, None]) & (level >= first_level[:, None])
+    in_chain = np.arange(n_events) // CHAIN == chain[:, None]
+    on_path = in_chain & (level >= first_level[:, None]) & (level <= (start % CHAIN)[:, None])
     path_sum = np.where(on_path, 2.0 * endorsement - 1.0, 0.0).sum(axis=1) / np.sqrt(on_path.sum(axis=1))
 
     user = row_rng.integers(0, n_users, n)
