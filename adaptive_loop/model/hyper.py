@@ -94,24 +94,19 @@ class HyperConnection(nn.Module):
 
 
 def _merge(Hs: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """h = sum_i m[i] Hs[i], with m [n, B|1, T|1] broadcast over d.
-
-    The per-stream views come from one `unbind` each (not an index per stream): at small
-    batches such view ops are a visible share of a loop step.
-    """
-    streams, weights = Hs.unbind(0), m.unsqueeze(-1).unbind(0)
-    h = streams[0] * weights[0]
-    for stream, weight in zip(streams[1:], weights[1:]):
-        h.addcmul_(stream, weight)
+    """h = sum_i m[i] Hs[i], with m [n, B|1, T|1] broadcast over d."""
+    h = Hs[0] * m[0].unsqueeze(-1)
+    for i in range(1, Hs.shape[0]):
+        h.addcmul_(Hs[i], m[i].unsqueeze(-1))
     return h
 
 
 def _write(Hs: torch.Tensor, y: torch.Tensor, r: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """out[j] = b[j] y + sum_i r[i, .., j] Hs[i]; r [n, B|1, T|1, n], b [n, B|1, T|1]."""
     out = b.unsqueeze(-1) * y  # [n, B, T, d]
-    from_stream = r.movedim(-1, 0).unsqueeze(-1).unbind(1)  # per input stream i: [n_out, B|1, T|1, 1]
-    for stream, weight in zip(Hs.unbind(0), from_stream):
-        out.addcmul_(stream, weight)
+    r_by_out = r.movedim(-1, 0)  # [n_out, n_in, B|1, T|1]
+    for i in range(Hs.shape[0]):
+        out.addcmul_(Hs[i], r_by_out[:, i].unsqueeze(-1))
     return out
 
 
