@@ -349,10 +349,11 @@ def _expert_ffn(x, w1, b1, w2, b2, weights_t, routing: Routing, for_backward: bo
     xs = x.index_select(0, routing.tokens)
     pre = x.new_empty(xs.shape[0], w1.shape[-1])
     ys = x.new_empty(xs.shape[0], w2.shape[-1])
-    for e, rows in _slices(routing.counts):
+    slices = _slices(routing.counts)
+    for e, rows in slices:
         torch.addmm(b1[e], xs[rows], w1[e], out=pre[rows])
     hidden = F.gelu(pre) if for_backward else torch.ops.aten.gelu_(pre)
-    for e, rows in _slices(routing.counts):
+    for e, rows in slices:
         torch.addmm(b2[e], hidden[rows], w2[e], out=ys[rows])
     out = torch.sparse.mm(routing.combine_matrix(weights_t.detach()), ys)
     return out, (pre if for_backward else None)
