@@ -14,8 +14,9 @@ every inference depth 0..K, computes the oracle headroom, and writes:
 
 Run directories go to runs/reproduce/<dataset>/<variant>/seed<seed>/. Interrupt at any time:
 the same command skips finished cells and resumes the unfinished one from its last epoch.
-Each finished cell's result is also kept in benchmarks/results/reproduce_<dataset>_cells/
-(commit it): a fresh checkout reuses those cells and trains only the rest.
+Each finished cell's result (and the throughput measurement) is also kept in
+benchmarks/results/reproduce_<dataset>_cells/ (commit it): a fresh checkout reuses those cells
+and trains only the rest.
 
 Full runs (3 seeds, all 12 variants; days of CPU on 2 cores - LoopCTR trains at ~1-3k samples/s):
 

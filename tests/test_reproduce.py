@@ -105,6 +105,42 @@ def test_fresh_checkout_reuses_archived_cells_and_refuses_archived_other_setting
         _run(other + ["--report-only"])
 
 
+def test_report_rebuilt_on_a_fresh_checkout_keeps_the_archived_throughput(finished, monkeypatch) -> None:
+    """The throughput measured beside the grid is archived with the cells, so --report-only elsewhere keeps it.
+
+    The measurement itself is faked here (the tiny split is too small for it; it has its own test below):
+    this test is about where the result is kept.
+    """
+    import shutil
+
+    import adaptive_loop.reproduce.runner as runner
+    from adaptive_loop.reproduce.throughput import MatmulRate, ThroughputResult
+
+    rate = MatmulRate((64, 64, 64), 10.0, 1e-4)
+    fake = ThroughputResult("loopctr L=3", 1, 256, 5, 2, 0.01, 25_600.0, 1e5, 3e5, 7.7, [rate], rate, 0.77, 0.77)
+    calls: list[int] = []
+    monkeypatch.setattr(runner, "measure_throughput", lambda config, data, steps: calls.append(steps) or fake)
+    monkeypatch.setattr(runner, "profile_training", lambda config, data, path, header="": path)
+    tmp, _ = finished
+    results = tmp / "results_with_throughput"
+    shutil.copytree(tmp / "results" / "reproduce_synthetic_cells", results / "reproduce_synthetic_cells")
+
+    def args(out_root: str) -> list[str]:
+        argv = [a for a in _args(tmp) if a != "--skip-throughput"] + ["--throughput-steps", "2"]
+        argv[argv.index("--out-root") + 1] = str(tmp / out_root)
+        argv[argv.index("--results-dir") + 1] = str(results)
+        return argv
+
+    measured = json.loads(_run(args("runs_measuring")).json_path.read_text())["throughput"]
+    assert calls == [2] and measured == json.loads(json.dumps(fake.to_dict()))
+    assert (results / "reproduce_synthetic_cells" / "throughput.json").is_file()
+    rebuilt = _run(args("runs_never_used") + ["--report-only"])
+    assert calls == [2]  # not measured again: read from the archive
+    assert json.loads(rebuilt.json_path.read_text())["throughput"] == measured
+    assert "25,600" in rebuilt.markdown_path.read_text()
+    assert not (tmp / "runs_never_used").exists()
+
+
 def test_unfinished_cell_resumes_from_its_checkpoint(finished) -> None:
     tmp, _ = finished
     folder = tmp / "runs" / "loopctr_L2" / "seed7"

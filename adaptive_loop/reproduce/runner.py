@@ -154,15 +154,20 @@ def finished_cells(settings: BenchmarkSettings, variants: list[Variant], out_roo
 
 
 def throughput(settings: BenchmarkSettings, data: PreparedData | None, out_root: Path, profile_path: Path,
-               steps: int, measure: bool) -> ThroughputResult | None:
-    """The cached measurement when its settings match, else a new one (and a new profile) when `measure`."""
-    cache = out_root / THROUGHPUT_FILE
+               steps: int, measure: bool, archive: Path | None = None) -> ThroughputResult | None:
+    """The cached measurement when its settings match, else a new one (and a new profile) when `measure`.
+
+    The measurement is cached in the run directory and, like the cells, in `archive`, so that a
+    report rebuilt on a fresh checkout (`--report-only`) keeps the throughput measured elsewhere.
+    """
+    caches = [out_root / THROUGHPUT_FILE] + ([Path(archive) / THROUGHPUT_FILE] if archive is not None else [])
     main = VARIANTS[MAIN_VARIANT]
     key = {"cell": settings.fingerprint(main, settings.seeds[0]), "steps": steps, "threads": settings.threads}
-    if cache.is_file():
-        saved = json.loads(cache.read_text(encoding="utf-8"))
-        if saved.get("key") == key:
-            return ThroughputResult.from_dict(saved["result"])
+    for cache in caches:
+        if cache.is_file():
+            saved = json.loads(cache.read_text(encoding="utf-8"))
+            if saved.get("key") == key:
+                return ThroughputResult.from_dict(saved["result"])
     if not measure or data is None:
         return None
     config = settings.cell_config(main, settings.seeds[0])
@@ -170,7 +175,8 @@ def throughput(settings: BenchmarkSettings, data: PreparedData | None, out_root:
     header = (f"Training-step profile: {settings.dataset}, {config.model.name} L={config.model.train_loops}, batch "
               f"{config.train.batch_size}, {settings.threads} thread(s), torch {_torch_version()}\n{result.summary()}\n")
     profile_training(config, data, profile_path, header=header)
-    write_json(cache, {"key": key, "result": result.to_dict()})
+    for cache in caches:
+        write_json(cache, {"key": key, "result": result.to_dict()})
     return result
 
 
@@ -239,7 +245,8 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkOut
     command = "python benchmarks/reproduce.py " + shlex.join([a for a in argv if a != "--report-only"])
     if args.report_only:
         results = finished_cells(settings, variants, out_root, archive)
-        tput = throughput(settings, None, out_root, profile_path, args.throughput_steps, measure=False)
+        tput = throughput(settings, None, out_root, profile_path, args.throughput_steps, measure=False,
+                          archive=archive)
     else:
         data = prepare_benchmark_data(settings, progress=progress)
         results = run_cells(settings, variants, data, out_root, progress=progress, shard=args.shard or (1, 1),
@@ -247,7 +254,7 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkOut
         if args.shard is not None:
             return None
         tput = None if args.skip_throughput else throughput(settings, data, out_root, profile_path,
-                                                            args.throughput_steps, measure=True)
+                                                            args.throughput_steps, measure=True, archive=archive)
     if not any(results.values()):
         raise ConfigError(f"no finished cell under {out_root} or {archive}: nothing to report "
                           "(run without --report-only first)")
