@@ -153,14 +153,14 @@ def finished_cells(settings: BenchmarkSettings, variants: list[Variant], out_roo
     return out
 
 
-def throughput(settings: BenchmarkSettings, data: PreparedData | None, out_root: Path, profile_path: Path,
-               steps: int, measure: bool, archive: Path | None = None) -> ThroughputResult | None:
+def throughput(settings: BenchmarkSettings, data: PreparedData | None, out_root: Path, archive: Path,
+               profile_path: Path, steps: int, measure: bool) -> ThroughputResult | None:
     """The cached measurement when its settings match, else a new one (and a new profile) when `measure`.
 
     The measurement is cached in the run directory and, like the cells, in `archive`, so that a
     report rebuilt on a fresh checkout (`--report-only`) keeps the throughput measured elsewhere.
     """
-    caches = [out_root / THROUGHPUT_FILE] + ([Path(archive) / THROUGHPUT_FILE] if archive is not None else [])
+    caches = [out_root / THROUGHPUT_FILE, archive / THROUGHPUT_FILE]
     main = VARIANTS[MAIN_VARIANT]
     key = {"cell": settings.fingerprint(main, settings.seeds[0]), "steps": steps, "threads": settings.threads}
     for cache in caches:
@@ -245,16 +245,15 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkOut
     command = "python benchmarks/reproduce.py " + shlex.join([a for a in argv if a != "--report-only"])
     if args.report_only:
         results = finished_cells(settings, variants, out_root, archive)
-        tput = throughput(settings, None, out_root, profile_path, args.throughput_steps, measure=False,
-                          archive=archive)
+        tput = throughput(settings, None, out_root, archive, profile_path, args.throughput_steps, measure=False)
     else:
         data = prepare_benchmark_data(settings, progress=progress)
         results = run_cells(settings, variants, data, out_root, progress=progress, shard=args.shard or (1, 1),
                             archive=archive)
         if args.shard is not None:
             return None
-        tput = None if args.skip_throughput else throughput(settings, data, out_root, profile_path,
-                                                            args.throughput_steps, measure=True, archive=archive)
+        tput = None if args.skip_throughput else throughput(settings, data, out_root, archive, profile_path,
+                                                            args.throughput_steps, measure=True)
     if not any(results.values()):
         raise ConfigError(f"no finished cell under {out_root} or {archive}: nothing to report "
                           "(run without --report-only first)")
