@@ -92,7 +92,7 @@ def test_rerun_skips_finished_cells_and_refuses_other_settings(finished, no_trai
 def test_fresh_checkout_reuses_archived_cells_and_refuses_archived_other_settings(finished, no_training) -> None:
     """A machine without the run directories resumes the grid from the results kept beside the reports."""
     tmp, _ = finished
-    archive = tmp / "results" / "reproduce_synthetic_cells"
+    archive = tmp / "results" / "reproduce_synthetic_reduced_cells"
     archived = archive / "loopctr_L0" / "seed7.json"
     assert json.loads(archived.read_text()) == json.loads((tmp / "runs" / "loopctr_L0" / "seed7" / RESULT_FILE).read_text())
     fresh = _args(tmp)
@@ -123,7 +123,7 @@ def test_report_rebuilt_on_a_fresh_checkout_keeps_the_archived_throughput(finish
     monkeypatch.setattr(runner, "profile_training", lambda config, data, path, header="": path)
     tmp, _ = finished
     results = tmp / "results_with_throughput"
-    shutil.copytree(tmp / "results" / "reproduce_synthetic_cells", results / "reproduce_synthetic_cells")
+    shutil.copytree(tmp / "results" / "reproduce_synthetic_reduced_cells", results / "reproduce_synthetic_reduced_cells")
 
     def args(out_root: str) -> list[str]:
         argv = [a for a in _args(tmp) if a != "--skip-throughput"] + ["--throughput-steps", "2"]
@@ -133,7 +133,7 @@ def test_report_rebuilt_on_a_fresh_checkout_keeps_the_archived_throughput(finish
 
     measured = json.loads(_run(args("runs_measuring")).json_path.read_text())["throughput"]
     assert calls == [2] and measured == json.loads(json.dumps(fake.to_dict()))
-    assert (results / "reproduce_synthetic_cells" / "throughput.json").is_file()
+    assert (results / "reproduce_synthetic_reduced_cells" / "throughput.json").is_file()
     rebuilt = _run(args("runs_never_used") + ["--report-only"])
     assert calls == [2]  # not measured again: read from the archive
     assert json.loads(rebuilt.json_path.read_text())["throughput"] == measured
@@ -141,12 +141,36 @@ def test_report_rebuilt_on_a_fresh_checkout_keeps_the_archived_throughput(finish
     assert not (tmp / "runs_never_used").exists()
 
 
+@pytest.mark.parametrize("extra, cells, report", [
+    ([], "reproduce_frappe_x1_cells", "reproduce_frappe_x1"),
+    # the same cells as the full grid's, fewer of them: they may finish the full grid, the report may not replace it
+    (["--variants", "loopctr_L3_top4"], "reproduce_frappe_x1_cells", "reproduce_frappe_x1_reduced"),
+    (["--seeds", "1"], "reproduce_frappe_x1_cells", "reproduce_frappe_x1_reduced"),
+    # cells trained otherwise never mix with the full grid's
+    (["--epochs", "2"], "reproduce_frappe_x1_reduced_cells", "reproduce_frappe_x1_reduced"),
+    (["--set", "train.lr=0.01"], "reproduce_frappe_x1_reduced_cells", "reproduce_frappe_x1_reduced"),
+    (["--epochs", "2", "--tag", "quick"], "reproduce_frappe_x1_quick_cells", "reproduce_frappe_x1_quick"),
+])
+def test_a_smaller_run_never_replaces_the_full_report_and_shares_only_identical_cells(
+        extra: list[str], cells: str, report: str) -> None:
+    from adaptive_loop.reproduce.runner import ResultNames
+    from adaptive_loop.reproduce.settings import BenchmarkSettings, base_config_path
+
+    args = build_parser().parse_args(["--dataset", "frappe_x1", *extra])
+    settings = BenchmarkSettings(dataset="frappe_x1", config_path=base_config_path("frappe_x1", None),
+                                 overrides=tuple(args.set), n_seeds=args.seeds, epochs=args.epochs)
+    names = ResultNames.choose("frappe_x1", args.tag, settings, resolve_variants(args.variants))
+    assert names.archive(Path("results")) == Path("results") / cells
+    assert names.run_root == Path("runs") / "reproduce" / cells.removeprefix("reproduce_").removesuffix("_cells")
+    assert names.report_stem == report
+
+
 def test_unfinished_cell_resumes_from_its_checkpoint(finished) -> None:
     tmp, _ = finished
     folder = tmp / "runs" / "loopctr_L2" / "seed7"
     old = json.loads((folder / RESULT_FILE).read_text())
     (folder / RESULT_FILE).unlink()  # as if killed after training, before the evaluation was written
-    (tmp / "results" / "reproduce_synthetic_cells" / "loopctr_L2" / "seed7.json").unlink()
+    (tmp / "results" / "reproduce_synthetic_reduced_cells" / "loopctr_L2" / "seed7.json").unlink()
     _run(_args(tmp))
     new = json.loads((folder / RESULT_FILE).read_text())
     assert new["epochs_run"] == old["epochs_run"] == 1  # resumed from last.pt: no epoch trained twice

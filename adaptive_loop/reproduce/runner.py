@@ -66,11 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--shared-baseline-config", action="store_true",
                         help="train DeepFM and DCNv2 on the LoopCTR base config instead of their own tuned "
                              "<model>_<dataset> configs")
-    parser.add_argument("--out-root", type=Path, help="run directories (default runs/reproduce/<dataset>)")
+    parser.add_argument("--out-root", type=Path, help="run directories (default runs/reproduce/<dataset>[_<tag>])")
     parser.add_argument("--data-root", help="folder holding the public datasets")
     parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS,
                         help="where the JSON, markdown, figures and profile go (default benchmarks/results)")
-    parser.add_argument("--tag", help="suffix of the result files: reproduce_<dataset>_<tag>.*")
+    parser.add_argument("--tag", help="suffix of the run directories, archive and result files "
+                        "(reproduce_<dataset>_<tag>.*); default: none for the full benchmark, 'reduced' for a "
+                        "smaller run (its cells keep the full grid's folders when only seeds or variants are left out)")
     parser.add_argument("--archive", type=Path,
                         help="folder keeping every finished cell's result.json, so that a fresh checkout resumes the "
                              "grid (default <results-dir>/reproduce_<dataset>[_<tag>]_cells)")
@@ -228,6 +230,48 @@ def build_reports(settings: BenchmarkSettings, variants: list[Variant], results:
     return BenchmarkOutput(json_path, md_path, payload)
 
 
+@dataclasses.dataclass(frozen=True)
+class ResultNames:
+    """Where one run's cells and report go: its tags, appended to the dataset's names.
+
+    Cells live in `runs/reproduce/<dataset>[_<cell_tag>]` and are archived in
+    `<results-dir>/reproduce_<dataset>[_<cell_tag>]_cells/`; the report is
+    `<results-dir>/reproduce_<dataset>[_<report_tag>].*`. `--tag` sets both. Without it, a
+    smaller request never takes the full benchmark's names: its report is tagged `reduced`, so
+    that a quick run cannot replace the full report. Its cells keep the full grid's folders when
+    they train exactly as there (only seeds or variants left out), so such a run can finish
+    missing cells of the full grid; cells trained otherwise (epochs, rows, config overridden)
+    are tagged `reduced` too.
+    """
+
+    dataset: str
+    cell_tag: str | None
+    report_tag: str | None
+
+    @classmethod
+    def choose(cls, dataset: str, tag: str | None, settings: BenchmarkSettings,
+               variants: list[Variant]) -> "ResultNames":
+        if tag:
+            return cls(dataset, tag, tag)
+        return cls(dataset, "reduced" if settings.trains_differently else None,
+                   "reduced" if settings.reduced_reasons(variants, len(VARIANTS)) else None)
+
+    @property
+    def run_root(self) -> Path:
+        return Path("runs") / "reproduce" / _tagged(self.dataset, self.cell_tag)
+
+    def archive(self, results_dir: Path) -> Path:
+        return results_dir / f"reproduce_{_tagged(self.dataset, self.cell_tag)}_cells"
+
+    @property
+    def report_stem(self) -> str:
+        return f"reproduce_{_tagged(self.dataset, self.report_tag)}"
+
+
+def _tagged(name: str, tag: str | None) -> str:
+    return f"{name}_{tag}" if tag else name
+
+
 def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkOutput | None:
     """Everything `main` does, returning the outputs (tests call this); None for a `--shard` run (no report)."""
     settings = BenchmarkSettings(
@@ -236,9 +280,10 @@ def run_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkOut
         threads=args.threads, data_root=args.data_root, own_baseline_configs=not args.shared_baseline_config,
     )
     variants = resolve_variants(args.variants)
-    out_root = args.out_root or Path("runs") / "reproduce" / args.dataset
-    stem = f"reproduce_{args.dataset}" + (f"_{args.tag}" if args.tag else "")
-    archive = args.archive or args.results_dir / f"{stem}_cells"
+    names = ResultNames.choose(args.dataset, args.tag, settings, variants)
+    out_root = args.out_root or names.run_root
+    stem = names.report_stem
+    archive = args.archive or names.archive(args.results_dir)
     profile_path = args.results_dir / PROFILE_FILE.format(dataset=args.dataset)
     progress = not args.no_progress
     # the command that reproduces the numbers (a rerun of it skips finished cells, so --report-only is left out)

@@ -138,6 +138,15 @@ class BenchmarkSettings:
                        "grid_depth": self.grid_depth})
 
     # ------------------------------------------------------------------ labelling
+    @property
+    def trains_differently(self) -> bool:
+        """Whether a cell trains otherwise than in the full benchmark (epochs, training rows or config overridden).
+
+        Such cells must not share run directories or the archive with the full grid's; a smaller
+        selection of seeds or variants trains the very same cells, so it may.
+        """
+        return self.epochs is not None or self.max_train_rows is not None or bool(self.overrides)
+
     def reduced_reasons(self, variants: list[Variant], all_variants: int) -> list[str]:
         """Why this run is not the full benchmark (empty when it is)."""
         reasons = []
