@@ -4,12 +4,14 @@ A result file or checkpoint is either the old version or the complete new one, n
 half-written file: everything is written to a temporary file in the same directory,
 flushed and fsynced, then moved into place with `os.replace` (atomic on POSIX and Windows).
 Checkpoints are read with `torch.load(weights_only=True)`, which refuses pickled code.
+JSON results are strict JSON (undefined values as null), see `write_json`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -62,12 +64,48 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
             handle.flush()
 
 
-def write_json(path: str | os.PathLike[str], payload: Any) -> Path:
-    """Write `payload` as indented JSON, atomically."""
+def write_json(path: str | os.PathLike[str], payload: Any, *, keep_non_finite: bool = False) -> Path:
+    """Write `payload` as indented JSON, atomically.
+
+    The file is strict JSON (RFC 8259): NaN and +-inf, which the format has no token for, are
+    written as null (see `json_ready`), so jq, JavaScript or any other reader takes a result
+    file, not only Python. `keep_non_finite=True` writes them as Python's `NaN` / `Infinity`
+    instead, for state files that must read back exactly (a controller's threshold of +inf
+    means "never stop here"; null would read back as NaN).
+    """
     with atomic_open(path, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=False, default=_json_default)
+        if keep_non_finite:
+            json.dump(payload, handle, indent=2, default=_json_default)
+        else:
+            json.dump(json_ready(payload), handle, indent=2, allow_nan=False)
         handle.write("\n")
     return Path(path)
+
+
+def json_ready(value: Any) -> Any:
+    """`value` as `write_json` stores it: plain JSON values only.
+
+    numpy scalars and arrays become Python numbers and lists, tuples lists, paths strings,
+    and non-finite floats (NaN: "not defined here", e.g. the AUC of a single-class subset) null.
+    Compare a written file with a payload through this function: null does not read back as NaN.
+    """
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return json_ready(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if value is None or isinstance(value, (int, str)):
+        return value
+    return _json_default(value)
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from adaptive_loop.data.batch import EncodedData
 from adaptive_loop.errors import ConfigError
-from adaptive_loop.io import write_json
+from adaptive_loop.io import json_ready, write_json
 from adaptive_loop.runs import load_run
 from adaptive_loop.trace import DepthTrace, load_trace, save_trace
 from adaptive_loop.trace_builder import build_trace
@@ -148,7 +148,7 @@ def _manifest_matches(path: Path, manifest: MCDropoutManifest) -> bool:
     if not path.is_file():
         return False
     try:
-        return json.loads(path.read_text(encoding="utf-8")) == json.loads(json.dumps(asdict(manifest)))
+        return json.loads(path.read_text(encoding="utf-8")) == json_ready(asdict(manifest))
     except (json.JSONDecodeError, UnicodeDecodeError):
         return False
 

@@ -59,7 +59,7 @@ def save_controller(controller: Controller, directory: str | Path) -> Path:
         "calibration": None if calibration is None else asdict(calibration),
         "fitted": fitted,
     }
-    return write_json(target / CONTROLLER_FILE, payload)
+    return write_json(target / CONTROLLER_FILE, payload, keep_non_finite=True)  # thresholds may be +-inf
 
 
 def load_controller(directory: str | Path) -> Controller:

@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 from adaptive_loop.data.pipeline import PreparedData
 from adaptive_loop.errors import ConfigError
-from adaptive_loop.io import write_json
+from adaptive_loop.io import json_ready, write_json
 from adaptive_loop.model.flops import count_parameters
 from adaptive_loop.reproduce.settings import BenchmarkSettings, saved_fingerprint
 from adaptive_loop.reproduce.variants import Variant
@@ -143,7 +143,7 @@ def archive_result(archive: Path, variant: Variant, result: CellResult) -> Path:
     """Copy a finished cell's result into the archive (atomically; unchanged files are left alone)."""
     path = archived_path(archive, variant, result.seed)
     payload = result.to_dict()
-    if not path.is_file() or json.loads(path.read_text(encoding="utf-8")) != json.loads(json.dumps(payload)):
+    if not path.is_file() or json.loads(path.read_text(encoding="utf-8")) != json_ready(payload):
         write_json(path, payload)
     return path
 
