@@ -251,6 +251,7 @@ class ResultNames:
     @classmethod
     def choose(cls, dataset: str, tag: str | None, settings: BenchmarkSettings,
                variants: list[Variant]) -> "ResultNames":
+        """The names for a run: `tag` when given, else `reduced` wherever the run is not the full benchmark."""
         if tag:
             return cls(dataset, tag, tag)
         return cls(dataset, "reduced" if settings.trains_differently else None,
@@ -258,13 +259,16 @@ class ResultNames:
 
     @property
     def run_root(self) -> Path:
+        """Default folder of the cells' run directories (checkpoints, traces)."""
         return Path("runs") / "reproduce" / _tagged(self.dataset, self.cell_tag)
 
     def archive(self, results_dir: Path) -> Path:
+        """Folder beside the reports that keeps every finished cell's result (committed)."""
         return results_dir / f"reproduce_{_tagged(self.dataset, self.cell_tag)}_cells"
 
     @property
     def report_stem(self) -> str:
+        """File name of the report without extension (`.json`, `.md`, figures)."""
         return f"reproduce_{_tagged(self.dataset, self.report_tag)}"
 
 
