@@ -74,38 +74,38 @@ def write_json(path: str | os.PathLike[str], payload: Any, *, keep_non_finite: b
     means "never stop here"; null would read back as NaN).
     """
     with atomic_open(path, "w", encoding="utf-8") as handle:
-        if keep_non_finite:
-            json.dump(payload, handle, indent=2, default=_json_default)
-        else:
-            json.dump(json_ready(payload), handle, indent=2, allow_nan=False)
+        json.dump(json_ready(payload, keep_non_finite), handle, indent=2, allow_nan=keep_non_finite)
         handle.write("\n")
     return Path(path)
 
 
-def json_ready(value: Any) -> Any:
+def json_ready(value: Any, keep_non_finite: bool = False) -> Any:
     """`value` as `write_json` stores it: plain JSON values only.
 
     numpy scalars and arrays become Python numbers and lists, tuples lists, paths strings,
-    and non-finite floats (NaN: "not defined here", e.g. the AUC of a single-class subset) null.
+    and non-finite floats (NaN: "not defined here", e.g. the AUC of a single-class subset) null
+    unless `keep_non_finite`. Anything else is refused with a TypeError naming its type.
     Compare a written file with a payload through this function: null does not read back as NaN.
     """
     import numpy as np
 
     if isinstance(value, dict):
-        return {key: json_ready(item) for key, item in value.items()}
+        return {key: json_ready(item, keep_non_finite) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [json_ready(item) for item in value]
+        return [json_ready(item, keep_non_finite) for item in value]
     if isinstance(value, np.ndarray):
-        return json_ready(value.tolist())
+        return json_ready(value.tolist(), keep_non_finite)
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
+        return float(value) if keep_non_finite or math.isfinite(value) else None
     if isinstance(value, np.integer):
         return int(value)
     if value is None or isinstance(value, (int, str)):
         return value
-    return _json_default(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
@@ -193,17 +193,3 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def _json_default(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot serialise {type(value).__name__} to JSON")

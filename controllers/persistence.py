@@ -30,16 +30,6 @@ CONTROLLER_FILE = "controller.json"
 FORMAT = 1
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    return value
-
-
 def save_controller(controller: Controller, directory: str | Path) -> Path:
     """Write a fitted controller into `directory`; returns the path of `controller.json`."""
     controller._check_fitted()
@@ -53,7 +43,7 @@ def save_controller(controller: Controller, directory: str | Path) -> Path:
     payload = {
         "format": FORMAT,
         "name": controller.name,
-        "params": {k: _plain(v) for k, v in controller.get_params(deep=False).items()},
+        "params": controller.get_params(deep=False),  # write_json makes tuples and numpy values plain
         "max_depth": int(controller.max_depth_),
         "n_samples_fit": int(getattr(controller, "n_samples_fit_", 0)),
         "calibration": None if calibration is None else asdict(calibration),
@@ -108,7 +98,7 @@ def _fitted_arrays(controller: Controller) -> dict[str, Any]:
         if isinstance(value, np.ndarray):
             out[name] = {"array": True, "dtype": str(value.dtype), "value": value.tolist()}
         elif isinstance(value, (int, float, str, bool, np.integer, np.floating)) or value is None:
-            out[name] = {"array": False, "dtype": None, "value": _plain(value)}
+            out[name] = {"array": False, "dtype": None, "value": value}
         else:
             raise ConfigError(f"{type(controller).__name__}: fitted attribute {name} of type {type(value).__name__} cannot be saved")
     return out
